@@ -1,0 +1,180 @@
+"""The ``.dcae`` container: a small fixed header, the entropy-coded payload, a CRC32.
+
+Layout (all integers little-endian; see ``docs/format.md``)::
+
+    offset size field
+    0      4    magic b"DCAE"
+    4      1    format version (1)
+    5      1    flags: bit 0 = quality present; other bits must be 0
+    6      1    colour mode of the source image (ColourMode)
+    7      1    padding mode used before coding (0 replicate, 1 reflect)
+    8      4    width  (1 .. MAX_SIDE)
+    12     4    height (1 .. MAX_SIDE)
+    16     4    quality, float32 (0.0 when the flag is clear)
+    20     2    scale-table size of the y coder
+    22     1    number of y slices
+    23     1    length L of the architecture name (1 .. 32)
+    24     L    architecture name, ASCII
+    24+L   8    first 8 bytes of the SHA-256 digest of the model weights
+    32+L   4    payload length P
+    36+L   P    payload (rANS words)
+    36+L+P 4    CRC32 of every preceding byte
+
+Every field is checked before anything is allocated from it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+MAGIC = b"DCAE"
+FORMAT_VERSION = 1
+MAX_SIDE = 32768
+MAX_PIXELS = 16384 * 16384
+MAX_PAYLOAD = 1 << 31
+FLAG_QUALITY = 0x01
+_FIXED = struct.Struct("<4sBBBBIIfHBB")
+_DIGEST_BYTES = 8
+
+
+class FormatError(ValueError):
+    """The bytes are not a valid ``.dcae`` file (foreign, truncated, corrupted or unsupported)."""
+
+
+class ColourMode(enum.IntEnum):
+    """How the source image stored colour; decoding returns to this mode."""
+
+    RGB = 0
+    L = 1  # grayscale
+    P = 2  # palette
+    RGBA_OPAQUE = 3  # RGBA whose alpha was fully opaque (dropped, restored as 255)
+    LA_OPAQUE = 4  # grayscale with fully opaque alpha
+
+
+class PadMode(enum.IntEnum):
+    """How the image was extended to a multiple of the model stride before coding."""
+
+    REPLICATE = 0
+    REFLECT = 1
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything a decoder needs besides the payload."""
+
+    width: int
+    height: int
+    architecture: str
+    digest: bytes
+    quality: "float | None"
+    scale_table_size: int
+    num_slices: int
+    colour_mode: ColourMode = ColourMode.RGB
+    pad_mode: PadMode = PadMode.REPLICATE
+
+    @property
+    def num_pixels(self) -> int:
+        return self.width * self.height
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """Serialise a header and payload into a complete ``.dcae`` file."""
+    name = header.architecture.encode("ascii")
+    if not 1 <= len(name) <= 32:
+        raise ValueError("architecture name must be 1..32 ASCII characters")
+    if len(header.digest) != _DIGEST_BYTES:
+        raise ValueError("digest must be 8 bytes")
+    _check_size(header.width, header.height)
+    flags = FLAG_QUALITY if header.quality is not None else 0
+    fixed = _FIXED.pack(
+        MAGIC,
+        FORMAT_VERSION,
+        flags,
+        int(header.colour_mode),
+        int(header.pad_mode),
+        header.width,
+        header.height,
+        float(header.quality or 0.0),
+        header.scale_table_size,
+        header.num_slices,
+        len(name),
+    )
+    body = fixed + name + header.digest + struct.pack("<I", len(payload)) + payload
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _check_size(width: int, height: int) -> None:
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height > MAX_PIXELS:
+        raise FormatError(
+            f"image size {width}x{height} is outside the supported range "
+            f"(sides 1..{MAX_SIDE}, at most {MAX_PIXELS} pixels)"
+        )
+
+
+def unpack(data: bytes) -> tuple[Header, bytes]:
+    """Parse and verify a ``.dcae`` file; raise :class:`FormatError` on any problem."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FormatError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise FormatError("not a .dcae file (wrong magic bytes)")
+    if len(data) < _FIXED.size:
+        raise FormatError("truncated .dcae file (header incomplete)")
+    magic, version, flags, mode, pad, width, height, quality, table_size, slices, name_len = _FIXED.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported .dcae format version {version} (this dcae reads version {FORMAT_VERSION})")
+    if flags & ~FLAG_QUALITY:
+        raise FormatError(f"unknown flags 0x{flags:02x} in .dcae header")
+    try:
+        colour_mode, pad_mode = ColourMode(mode), PadMode(pad)
+    except ValueError:
+        raise FormatError(f"invalid colour mode {mode} or padding mode {pad} in .dcae header") from None
+    _check_size(width, height)
+    if not 1 <= name_len <= 32:
+        raise FormatError(f"invalid architecture-name length {name_len}")
+    if not 2 <= table_size <= 4096 or slices < 1:
+        raise FormatError(f"invalid coder parameters (scale table {table_size}, slices {slices})")
+    if flags & FLAG_QUALITY:
+        if not math.isfinite(quality) or quality < 0:
+            raise FormatError(f"invalid quality {quality} in .dcae header")
+    offset = _FIXED.size
+    end_of_header = offset + name_len + _DIGEST_BYTES + 4
+    if len(data) < end_of_header + 4:
+        raise FormatError("truncated .dcae file (header incomplete)")
+    try:
+        architecture = data[offset : offset + name_len].decode("ascii")
+    except UnicodeDecodeError:
+        raise FormatError("architecture name in .dcae header is not ASCII") from None
+    offset += name_len
+    digest = data[offset : offset + _DIGEST_BYTES]
+    offset += _DIGEST_BYTES
+    (payload_length,) = struct.unpack_from("<I", data, offset)
+    offset += 4
+    if payload_length > MAX_PAYLOAD or offset + payload_length + 4 != len(data):
+        expected = offset + payload_length + 4
+        kind = "truncated" if len(data) < expected else "has trailing bytes or a wrong length field"
+        raise FormatError(f".dcae file {kind} (expected {expected} bytes, got {len(data)})")
+    (stored_crc,) = struct.unpack_from("<I", data, offset + payload_length)
+    if zlib.crc32(data[: offset + payload_length]) != stored_crc:
+        raise FormatError(".dcae file is corrupted (CRC32 mismatch)")
+    header = Header(
+        width=width,
+        height=height,
+        architecture=architecture,
+        digest=digest,
+        quality=float(quality) if flags & FLAG_QUALITY else None,
+        scale_table_size=table_size,
+        num_slices=slices,
+        colour_mode=colour_mode,
+        pad_mode=pad_mode,
+    )
+    return header, data[offset : offset + payload_length]
+
+
+def header_size(header: Header) -> int:
+    """Bytes of a file that are not payload (header plus CRC)."""
+    return _FIXED.size + len(header.architecture.encode("ascii")) + _DIGEST_BYTES + 4 + 4

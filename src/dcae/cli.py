@@ -1,0 +1,402 @@
+"""The ``dcae`` command line: compress, decompress, inspect, train, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR = 0, 1, 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix; reported as one line, exit status 1."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from .bitstream import FormatError
+    from .codec import ModelMismatchError, QualityError
+    from .entropy.coder import CodingError
+    from .imageio import ImageError
+    from .training import ConfigError, DataError
+    from .weights import WeightsError
+
+    return (
+        UserError,
+        ConfigError,
+        DataError,
+        WeightsError,
+        FormatError,
+        ModelMismatchError,
+        QualityError,
+        ImageError,
+        CodingError,
+        FileNotFoundError,
+        PermissionError,
+        IsADirectoryError,
+        NotADirectoryError,
+    )
+
+
+def _output_paths(inputs: list[Path], output: "str | None", suffix: str) -> list[Path]:
+    """Where each input's result goes: next to it, into a folder, or (one input) a file."""
+    if output is None:
+        return [p.with_suffix(suffix) for p in inputs]
+    out = Path(output)
+    if len(inputs) > 1 or out.is_dir():
+        if out.exists() and not out.is_dir():
+            raise UserError(f"{out} is not a folder; with several inputs, -o must name a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        return [out / (p.stem + suffix) for p in inputs]
+    return [out]
+
+
+def _write_atomically(path: Path, data: "bytes | None", force: bool, image=None) -> None:
+    from .weights import atomic_write
+
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; use --force to overwrite it")
+    if image is not None:
+        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+        kind = fmt.get(path.suffix.lower(), "PNG")
+        options = {"quality": 95} if kind in ("JPEG", "WEBP") else {}
+        atomic_write(path, lambda tmp: image.save(tmp, format=kind, **options))
+    else:
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def _for_each(inputs: list[Path], work, what: str) -> int:
+    """Run ``work(path)`` for every input with a progress bar; report failures one line each."""
+    from tqdm import tqdm
+
+    failures = 0
+    for path in tqdm(inputs, desc=what, unit="file", disable=len(inputs) < 2, file=sys.stderr):
+        try:
+            message = work(path)
+            if message:
+                tqdm.write(message)
+        except _user_error_types() as error:
+            failures += 1
+            tqdm.write(f"dcae: error: {path}: {error}", file=sys.stderr)
+    return EXIT_USER_ERROR if failures else EXIT_OK
+
+
+# ------------------------------------------------------------------------------- compress & co.
+def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compress", help="compress images to .dcae files")
+    p.add_argument("inputs", nargs="+", help="images (PNG, JPEG, WebP, TIFF, BMP)")
+    p.add_argument("-o", "--output", help="output file (one input) or folder")
+    p.add_argument("--model", default="default", help="zoo name or weights file (default: %(default)s)")
+    p.add_argument("--quality", type=float, help="rate point; higher is better quality and larger files")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(handler=_run_compress)
+
+    p = sub.add_parser("decompress", help="decode .dcae files to images")
+    p.add_argument("inputs", nargs="+", help=".dcae files")
+    p.add_argument("-o", "--output", help="output image (one input) or folder; format from the suffix (PNG default)")
+    p.add_argument("--model", help="zoo name or weights file (default: the zoo model that wrote the file)")
+    p.add_argument("--preview", type=int, metavar="K", help="decode only the first K latent slices (faster, coarser)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(handler=_run_decompress)
+
+    p = sub.add_parser("info", help="describe a .dcae file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_run_info)
+
+    p = sub.add_parser("models", help="list the models that ship with dcae")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_run_models)
+
+    p = sub.add_parser("roundtrip", help="compress and decompress an image; print size, bpp, PSNR and timings")
+    p.add_argument("image")
+    p.add_argument("--model", default="default", help="zoo name or weights file (default: %(default)s)")
+    p.add_argument("--quality", type=float, help="rate point (default: the middle of the model's range)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--save", metavar="PNG", help="also write the decoded image here")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(handler=_run_roundtrip)
+
+
+def _codec_for(model: str, device: str):
+    from .codec import load_codec
+
+    return load_codec(model, device=device)
+
+
+def _run_compress(args: argparse.Namespace) -> int:
+    import time
+
+    inputs = [Path(p) for p in args.inputs]
+    outputs = dict(zip(inputs, _output_paths(inputs, args.output, ".dcae")))
+    codec = _codec_for(args.model, args.device)
+
+    def work(path: Path) -> str:
+        from .imageio import load_image
+
+        array, _ = load_image(path)
+        start = time.perf_counter()
+        data = codec.compress(path, quality=args.quality)
+        seconds = time.perf_counter() - start
+        _write_atomically(outputs[path], data, args.force)
+        bpp = 8 * len(data) / (array.shape[0] * array.shape[1])
+        return f"{path} -> {outputs[path]}: {len(data)} bytes, {bpp:.4f} bpp, {seconds:.2f} s"
+
+    return _for_each(inputs, work, "compress")
+
+
+def _codec_for_file(data: bytes, model: "str | None", device: str, cache: dict):
+    """The codec that can decode ``data``: the one asked for, or the zoo model that wrote it."""
+    from . import bitstream
+    from .zoo import find_by_digest
+
+    if model is None:
+        header, _ = bitstream.unpack(data)
+        entry = find_by_digest(header.digest)
+        if entry is None:
+            raise UserError(f"no installed model wrote this file (model {header.digest.hex()}); pass --model WEIGHTS")
+        model = entry.name
+    if model not in cache:
+        cache[model] = _codec_for(model, device)
+    return cache[model]
+
+
+def _run_decompress(args: argparse.Namespace) -> int:
+    import time
+
+    inputs = [Path(p) for p in args.inputs]
+    outputs = dict(zip(inputs, _output_paths(inputs, args.output, ".png")))
+    codecs: dict = {}
+    if args.preview is not None and args.preview < 0:
+        raise UserError("--preview must be >= 0")
+
+    def work(path: Path) -> str:
+        data = _read_file(path)
+        codec = _codec_for_file(data, args.model, args.device, codecs)
+        start = time.perf_counter()
+        image = codec.decompress_image(data, preview_slices=args.preview)
+        seconds = time.perf_counter() - start
+        _write_atomically(outputs[path], None, args.force, image=image)
+        return f"{path} -> {outputs[path]}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"
+
+    return _for_each(inputs, work, "decompress")
+
+
+def _read_file(path: Path) -> bytes:
+    if not path.exists():
+        raise UserError(f"file not found: {path}")
+    if path.is_dir():
+        raise UserError(f"expected a file, got a folder: {path}")
+    return path.read_bytes()
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from . import bitstream
+    from .zoo import find_by_digest
+
+    data = _read_file(Path(args.file))
+    header, payload = bitstream.unpack(data)
+    entry = find_by_digest(header.digest)
+    info = {
+        "file": args.file,
+        "bytes": len(data),
+        "header_bytes": bitstream.header_size(header),
+        "payload_bytes": len(payload),
+        "width": header.width,
+        "height": header.height,
+        "bpp": 8 * len(data) / header.num_pixels,
+        "colour_mode": header.colour_mode.name,
+        "padding": header.pad_mode.name.lower(),
+        "quality": header.quality,
+        "architecture": header.architecture,
+        "model_digest": header.digest.hex(),
+        "model": entry.name if entry else None,
+        "scale_table_size": header.scale_table_size,
+        "slices": header.num_slices,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    import json
+
+    from .weights import read_metadata
+    from .zoo import ZOO
+
+    rows = []
+    for entry in ZOO.values():
+        row = {"name": entry.name, "installed": entry.available, "description": entry.description}
+        if entry.available:
+            meta = read_metadata(entry.path)
+            cfg = meta.get("config", {})
+            row.update(
+                digest=meta.get("digest", "")[:16],
+                step=meta.get("step"),
+                rate_points=cfg.get("num_rate_points"),
+                path=str(entry.path),
+            )
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            state = f"{row['digest']} ({row['step']} steps)" if row["installed"] else "not installed"
+            print(f"{row['name']:<10} {state:<32} {row['description']}")
+    return EXIT_OK
+
+
+def _run_roundtrip(args: argparse.Namespace) -> int:
+    import math
+    import time
+
+    import numpy as np
+    import torch
+    from pytorch_msssim import ms_ssim
+
+    from .imageio import load_image, to_pil
+
+    codec = _codec_for(args.model, args.device)
+    array, mode = load_image(Path(args.image))
+    start = time.perf_counter()
+    data = codec.compress(array, quality=args.quality)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = codec.decompress(data)
+    decode_s = time.perf_counter() - start
+    height, width = array.shape[:2]
+    mse = float(np.mean((decoded.astype(np.float64) - array.astype(np.float64)) ** 2))
+    psnr = 10 * math.log10(255**2 / mse) if mse > 0 else float("inf")
+    line = (
+        f"{args.image}: {width}x{height}, model {codec.name}, quality {codec._quality(args.quality)}: "
+        f"{len(data)} bytes, {8 * len(data) / (width * height):.4f} bpp, PSNR {psnr:.2f} dB"
+    )
+    if min(height, width) > 160:
+        to_t = lambda a: torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float()  # noqa: E731
+        line += f", MS-SSIM {float(ms_ssim(to_t(decoded), to_t(array), data_range=255)):.4f}"
+    print(line + f"; encode {encode_s:.2f} s, decode {decode_s:.2f} s")
+    if args.save:
+        _write_atomically(Path(args.save), None, args.force, image=to_pil(decoded, mode))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------ train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (one CPU, one GPU, or many GPUs under torchrun)")
+    p.add_argument("config", nargs="?", help="TOML training config (see configs/)")
+    p.add_argument("--model", help="model preset name")
+    p.add_argument("--init-from", help="start from these weights (fresh optimiser state)")
+    p.add_argument("--lambdas", type=float, nargs="+", help="rate-distortion trade-off(s)")
+    p.add_argument("--distortion", choices=["mse", "ms-ssim"])
+    p.add_argument("--lambda-sampling", choices=["batch", "image"])
+    p.add_argument("--rate-proxy", choices=["noise", "ste"])
+    p.add_argument("--train-data", help="folder of training images")
+    p.add_argument("--val-data", help="folder of validation images")
+    p.add_argument("--val-every", type=int)
+    p.add_argument("--val-images", type=int)
+    p.add_argument("--patch", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--downscale", type=float, nargs=2, metavar=("LOW", "HIGH"))
+    p.add_argument("--workers", type=int)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--lr-milestones", type=int, nargs="*")
+    p.add_argument("--clip", type=float)
+    p.add_argument("--aux-lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="output folder for checkpoints and logs")
+    p.add_argument("--checkpoint-minutes", type=float)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--device")
+    p.add_argument("--amp", choices=["auto", "bf16", "off"])
+    p.add_argument("--compile", action="store_true", default=None)
+    p.add_argument("--channels-last", action="store_true", default=None)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/latest.* exactly")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .training import Trainer, load_train_config
+
+    keys = [
+        "model",
+        "init_from",
+        "lambdas",
+        "distortion",
+        "lambda_sampling",
+        "rate_proxy",
+        "train_data",
+        "val_data",
+        "val_every",
+        "val_images",
+        "patch",
+        "batch_size",
+        "downscale",
+        "workers",
+        "steps",
+        "lr",
+        "lr_milestones",
+        "clip",
+        "aux_lr",
+        "seed",
+        "out",
+        "checkpoint_minutes",
+        "log_every",
+        "device",
+        "amp",
+        "compile",
+        "channels_last",
+        "threads",
+    ]
+    overrides = {k: getattr(args, k) for k in keys}
+    for key in ("lambdas", "downscale", "lr_milestones"):
+        if overrides[key] is not None:
+            overrides[key] = list(overrides[key])
+    config = load_train_config(args.config, overrides)
+    Trainer(config, resume=args.resume, command="dcae " + " ".join(sys.argv[1:])).run()
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="dcae", description="Learned image compression (DCAE).")
+    parser.add_argument("--version", action="version", version=f"dcae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_codec_commands(sub)
+    _add_train(sub)
+    return parser
+
+
+def main(argv: "Sequence[str] | None" = None) -> int:
+    """Entry point of the ``dcae`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("dcae: interrupted", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except _user_error_types() as error:
+        print(f"dcae: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as error:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        print(f"dcae: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

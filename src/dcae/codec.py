@@ -1,0 +1,316 @@
+"""The codec: images to ``.dcae`` bytes and back, with a trained DCAE model."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import bitstream
+from .bitstream import ColourMode, FormatError, Header, PadMode
+from .entropy.coder import ModelCache, SymbolDecoder, SymbolEncoder
+from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE, GaussianTables, tabulate_factorized
+from .imageio import ImageLike, load_image, to_pil
+from .model import DCAE
+from .weights import state_digest
+
+ARCHITECTURE = "dcae"
+
+
+class ModelMismatchError(ValueError):
+    """A file was written with different weights than the codec holds."""
+
+
+class QualityError(ValueError):
+    """A quality (or rate target) the model cannot honour."""
+
+
+def pad_image(x: torch.Tensor, stride: int, mode: PadMode = PadMode.REPLICATE) -> torch.Tensor:
+    """Extend (B, 3, H, W) at the bottom and right to multiples of ``stride``.
+
+    Reflection needs the padding to be smaller than the side; where it is not, replication is
+    used for that call (the decoder only crops, so it need not know).
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % stride, -width % stride
+    if not (pad_h or pad_w):
+        return x
+    use_reflect = mode == PadMode.REFLECT and pad_h < height and pad_w < width
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if use_reflect else "replicate")
+
+
+def to_uint8(x_hat: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) floats to (B, H, W, 3) uint8 by clamping to [0, 1] and rounding."""
+    pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+@dataclass
+class CodedLatents:
+    """What the encoder produced for a batch: one payload per image, and the quantised latent."""
+
+    payloads: list[bytes]
+    y_hat: torch.Tensor
+
+
+class Codec:
+    """Compresses images to bytes and back with one set of weights.
+
+    Args:
+        model: a trained :class:`DCAE`.
+        name: how the model is called in messages (a zoo name or a file name).
+        digest: hex SHA-256 of the weights (computed when not given).
+        device: where the neural network runs; entropy coding always runs on the CPU.
+        scale_table_size: number of scales in the y coder's table.
+        pad_mode: how images are extended to the model stride.
+    """
+
+    def __init__(
+        self,
+        model: DCAE,
+        name: str = "custom",
+        digest: "str | None" = None,
+        device: "str | torch.device | None" = None,
+        scale_table_size: int = DEFAULT_SCALE_TABLE_SIZE,
+        pad_mode: PadMode = PadMode.REPLICATE,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.eval().to(self.device)
+        self.name = name
+        self.digest_hex = digest or state_digest(model.state_dict())
+        self.digest = bytes.fromhex(self.digest_hex)[:8]
+        self.scale_table_size = scale_table_size
+        self.pad_mode = PadMode(pad_mode)
+        self._gaussian: dict[int, GaussianTables] = {}
+        self._z_tables = tabulate_factorized(self.model.entropy_bottleneck)
+        self._models = ModelCache()
+        self._medians = self.model.entropy_bottleneck.medians().detach().reshape(1, -1, 1, 1)
+
+    # ------------------------------------------------------------------------- properties
+    @property
+    def variable_rate(self) -> bool:
+        """Whether ``quality`` is continuous (gain units) rather than fixed."""
+        return self.model.variable_rate
+
+    @property
+    def quality_range(self) -> "tuple[float, float] | None":
+        """The (lowest, highest) quality, or None for a single-rate model."""
+        if not self.variable_rate:
+            return None
+        return 0.0, float(self.model.config.num_rate_points - 1)
+
+    def default_quality(self) -> "float | None":
+        """The middle of the quality range (None for single-rate models)."""
+        rng = self.quality_range
+        return None if rng is None else (rng[0] + rng[1]) / 2
+
+    def gaussian_tables(self, size: int) -> GaussianTables:
+        """The y coder's tables for a scale table of ``size`` entries (built once)."""
+        if size not in self._gaussian:
+            self._gaussian[size] = GaussianTables(size)
+        return self._gaussian[size]
+
+    def _quality(self, quality: "float | None") -> "float | None":
+        if quality is None and self.variable_rate:
+            quality = self.default_quality()
+        try:
+            self.model.check_quality(quality)
+        except ValueError as error:
+            raise QualityError(str(error)) from None
+        # The header stores float32: use exactly what the decoder will read.
+        return None if quality is None else float(np.float32(quality))
+
+    # -------------------------------------------------------------------- latent coding
+    @torch.inference_mode()
+    def encode_latents(self, x: torch.Tensor, quality: "float | None") -> CodedLatents:
+        """Entropy-code a padded (B, 3, H, W) batch; returns payloads and the quantised y."""
+        model = self.model
+        x = x.to(self.device, torch.float32)
+        y = model.analysis(x, quality)
+        z = model.h_a(y)
+        medians = self._medians.to(z.dtype)
+        z_symbols = torch.round(z - medians)
+        hyper = model.hyper_features(z_symbols + medians)
+        encoders = [SymbolEncoder(self._models) for _ in range(x.shape[0])]
+        z_cpu = z_symbols.long().cpu().numpy()
+        for b, encoder in enumerate(encoders):
+            for c, table in enumerate(self._z_tables):
+                encoder.add(z_cpu[b, c], table)
+        tables = self.gaussian_tables(self.scale_table_size)
+        y_hat_slices: list[torch.Tensor] = []
+        for index, y_slice in enumerate(y.chunk(model.config.num_slices, dim=1)):
+            ctx = model.slice_context(index, hyper, y_hat_slices)
+            residual = torch.round(y_slice - ctx.mean)
+            idx = tables.indexes(ctx.scale).cpu().numpy()
+            res_cpu = residual.long().cpu().numpy()
+            for b, encoder in enumerate(encoders):
+                for table_index, positions in _groups(idx[b]):
+                    encoder.add(res_cpu[b].ravel()[positions], tables.tables[table_index])
+            y_hat_slices.append(model.refine_slice(index, ctx, residual + ctx.mean))
+        return CodedLatents([e.finish() for e in encoders], torch.cat(y_hat_slices, dim=1))
+
+    @torch.inference_mode()
+    def decode_latents(
+        self,
+        payloads: Sequence[bytes],
+        padded_size: tuple[int, int],
+        quality: "float | None",
+        scale_table_size: int,
+        preview_slices: "int | None" = None,
+    ) -> torch.Tensor:
+        """Rebuild the quantised y of a batch from its payloads (all of one size and quality).
+
+        With ``preview_slices = K`` only the first K slices are read; later slices take their
+        predicted means.
+        """
+        model = self.model
+        height, width = padded_size
+        z_shape = (model.config.N, height // 64, width // 64)
+        decoders = [SymbolDecoder(p, self._models) for p in payloads]
+        z_symbols = np.stack(
+            [
+                np.stack([d.take(z_shape[1] * z_shape[2], t).reshape(z_shape[1:]) for t in self._z_tables])
+                for d in decoders
+            ]
+        )
+        z_hat = torch.from_numpy(z_symbols).to(self.device, torch.float32) + self._medians
+        hyper = model.hyper_features(z_hat)
+        tables = self.gaussian_tables(scale_table_size)
+        slices = model.config.num_slices
+        read = slices if preview_slices is None else max(0, min(preview_slices, slices))
+        y_hat_slices: list[torch.Tensor] = []
+        for index in range(slices):
+            ctx = model.slice_context(index, hyper, y_hat_slices)
+            if index < read:
+                idx = tables.indexes(ctx.scale).cpu().numpy()
+                residual = np.zeros(idx.shape, dtype=np.int64)
+                for b, decoder in enumerate(decoders):
+                    flat = residual[b].reshape(-1)
+                    for table_index, positions in _groups(idx[b]):
+                        flat[positions] = decoder.take(len(positions), tables.tables[table_index])
+                y_hat_slice = torch.from_numpy(residual).to(self.device, ctx.mean.dtype) + ctx.mean
+            else:
+                y_hat_slice = ctx.mean
+            y_hat_slices.append(model.refine_slice(index, ctx, y_hat_slice))
+        if read == slices and not all(d.exhausted() for d in decoders):
+            raise FormatError("payload holds more data than the image needs (corrupt or foreign stream)")
+        return torch.cat(y_hat_slices, dim=1)
+
+    # ---------------------------------------------------------------------- image API
+    def _prepare(self, images: Sequence[ImageLike]) -> tuple[torch.Tensor, list[ColourMode], tuple[int, int]]:
+        arrays, modes = zip(*(load_image(image) for image in images))
+        sizes = {a.shape[:2] for a in arrays}
+        if len(sizes) != 1:
+            raise ValueError(f"a batch must hold images of one size, got {sorted(sizes)}")
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255)
+        return batch, list(modes), arrays[0].shape[:2]
+
+    def compress(self, image: ImageLike, quality: "float | None" = None) -> bytes:
+        """Compress one image (path, PIL image or array) to the bytes of a ``.dcae`` file."""
+        return self.compress_batch([image], quality)[0]
+
+    def compress_batch(self, images: Sequence[ImageLike], quality: "float | None" = None) -> list[bytes]:
+        """Compress images of one size together (one network pass); one file per image."""
+        quality = self._quality(quality)
+        batch, modes, (height, width) = self._prepare(images)
+        bitstream._check_size(width, height)
+        coded = self.encode_latents(pad_image(batch, self.model.stride, self.pad_mode), quality)
+        files = []
+        for payload, mode in zip(coded.payloads, modes):
+            header = Header(
+                width=width,
+                height=height,
+                architecture=ARCHITECTURE,
+                digest=self.digest,
+                quality=quality,
+                scale_table_size=self.scale_table_size,
+                num_slices=self.model.config.num_slices,
+                colour_mode=mode,
+                pad_mode=self.pad_mode,
+            )
+            files.append(bitstream.pack(header, payload))
+        return files
+
+    def read_header(self, data: bytes) -> tuple[Header, bytes]:
+        """Parse ``data`` and check it was written by this codec's model."""
+        header, payload = bitstream.unpack(data)
+        if header.architecture != ARCHITECTURE:
+            raise FormatError(f"unsupported architecture {header.architecture!r} in .dcae file")
+        if header.digest != self.digest:
+            raise ModelMismatchError(
+                f"the file was written with other weights (model {header.digest.hex()}) than {self.name} "
+                f"(model {self.digest.hex()}); decode it with the model that wrote it"
+            )
+        if header.num_slices != self.model.config.num_slices:
+            raise FormatError("slice count in the header does not match the model")
+        if (header.quality is None) == self.variable_rate:
+            raise FormatError("the header's quality setting does not fit this model")
+        if header.quality is not None:
+            self.model.check_quality(header.quality)
+        return header, payload
+
+    def decompress(self, data: bytes, preview_slices: "int | None" = None) -> np.ndarray:
+        """Decode a ``.dcae`` file to an (H, W, 3) uint8 RGB array."""
+        return self.decompress_batch([data], preview_slices)[0]
+
+    def decompress_batch(self, files: Sequence[bytes], preview_slices: "int | None" = None) -> np.ndarray:
+        """Decode files of one size and quality together; returns (B, H, W, 3) uint8."""
+        parsed = [self.read_header(data) for data in files]
+        first = parsed[0][0]
+        for header, _ in parsed[1:]:
+            if (header.width, header.height, header.quality, header.scale_table_size) != (
+                first.width,
+                first.height,
+                first.quality,
+                first.scale_table_size,
+            ):
+                raise ValueError("batched decoding needs files of one size, quality and coder setting")
+        padded = (math.ceil(first.height / 64) * 64, math.ceil(first.width / 64) * 64)
+        y_hat = self.decode_latents(
+            [p for _, p in parsed], padded, first.quality, first.scale_table_size, preview_slices
+        )
+        return to_uint8(self.reconstruct(y_hat, first.quality)[..., : first.height, : first.width])
+
+    @torch.inference_mode()
+    def reconstruct(self, y_hat: torch.Tensor, quality: "float | None") -> torch.Tensor:
+        """The synthesis transform: quantised y to (unclamped) padded images."""
+        return self.model.synthesis(y_hat, quality)
+
+    def decompress_image(self, data: bytes, preview_slices: "int | None" = None) -> Image.Image:
+        """Decode to a PIL image in the source's colour mode (grayscale stays grayscale)."""
+        header, _ = bitstream.unpack(data)
+        return to_pil(self.decompress(data, preview_slices), header.colour_mode)
+
+
+def _groups(indexes: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Flat positions of each table index, in raster order within each group, groups ascending."""
+    flat = indexes.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    sorted_idx = flat[order]
+    boundaries = np.flatnonzero(np.diff(sorted_idx)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(flat)]])
+    return [(int(sorted_idx[s]), order[s:e]) for s, e in zip(starts, ends)]
+
+
+def load_codec(
+    model: "str | os.PathLike[str] | DCAE" = "default", device: "str | torch.device | None" = None, **options: Any
+) -> Codec:
+    """A :class:`Codec` for a zoo name (see ``dcae models``), a weights file, or a model object."""
+    from .weights import load_weights
+    from .zoo import resolve_model_path
+
+    if isinstance(model, DCAE):
+        return Codec(model, device=device or "cpu", **options)
+    path = resolve_model_path(model)
+    net, meta = load_weights(path)
+    name = str(model) if not Path(str(model)).exists() else Path(path).name
+    return Codec(net, name=name, digest=meta.get("digest"), device=device or "cpu", **options)

@@ -1,0 +1,102 @@
+"""Convolutional building blocks: same-padded convolutions and residual bottlenecks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    """A convolution padded by ``kernel // 2``, so stride ``s`` divides the size by ``s``."""
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """A transposed convolution that multiplies the size by ``stride`` exactly."""
+    return nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)
+
+
+class ResidualBottleneck(nn.Module):
+    """1x1 squeeze to half width, 3x3, 1x1 expand, added to the input (keys conv1..conv3)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        mid = channels // 2
+        self.conv1 = nn.Conv2d(channels, mid, 1)
+        self.conv2 = nn.Conv2d(mid, mid, 3, padding=1)
+        self.conv3 = nn.Conv2d(mid, channels, 1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.conv1(x))
+        out = self.relu(self.conv2(out))
+        return x + self.conv3(out)
+
+
+class ResidualDown(nn.Module):
+    """A stride-2 5x5 convolution followed by three residual bottlenecks."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = conv(in_ch, out_ch, 5, 2)
+        self.res1 = ResidualBottleneck(out_ch)
+        self.res2 = ResidualBottleneck(out_ch)
+        self.res3 = ResidualBottleneck(out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.res3(self.res2(self.res1(self.conv(x))))
+
+
+class ResidualUp(nn.Module):
+    """Three residual bottlenecks followed by a stride-2 5x5 transposed convolution."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.res1 = ResidualBottleneck(in_ch)
+        self.res2 = ResidualBottleneck(in_ch)
+        self.res3 = ResidualBottleneck(in_ch)
+        self.conv = deconv(in_ch, out_ch, 5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.res3(self.res2(self.res1(x))))
+
+
+class ChannelScale(nn.Module):
+    """A learnable per-channel multiplier on the last axis, starting at 1."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class ConvGLU(nn.Module):
+    """Gated feed-forward on channels-last maps: half the hidden units pass a depthwise 3x3
+    convolution and GELU, then gate the other half (keys fc1, dwconv.dwconv, fc2)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        if hidden % 2:
+            raise ValueError(f"ConvGLU hidden width must be even, got {hidden}")
+        half = hidden // 2
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dwconv = _DepthwiseConv(half)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(half, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate_in, value = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(self.act(self.dwconv(gate_in)) * value)
+
+
+class _DepthwiseConv(nn.Module):
+    """Depthwise 3x3 convolution applied to a channels-last (B, H, W, C) tensor."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)

@@ -1,0 +1,15 @@
+"""Training: data, configuration, the loop, checkpoints."""
+
+from .config import ConfigError, TrainConfig, load_train_config
+from .data import DataError, RandomCropDataset, ResumableSampler
+from .trainer import Trainer
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "RandomCropDataset",
+    "ResumableSampler",
+    "TrainConfig",
+    "Trainer",
+    "load_train_config",
+]

@@ -1,0 +1,141 @@
+"""Training data: random crops from any folder tree of images, resumable and shardable."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset, Sampler
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm"}
+
+
+class DataError(ValueError):
+    """The training or validation data cannot be used (missing folder, no images)."""
+
+
+def find_images(root: "str | Path") -> list[Path]:
+    """All image files under ``root`` (recursively), sorted for reproducibility."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data folder not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"data path is not a folder: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {root}")
+    return files
+
+
+def _load_rgb(path: Path) -> "np.ndarray | None":
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=2)
+        return None
+
+
+class RandomCropDataset(Dataset):
+    """Random ``patch x patch`` crops with flips and an optional random downscale.
+
+    Items are addressed by ``(image_index, seed)``: every random choice of a crop comes from a
+    generator seeded by ``seed``, so a run can be resumed or sharded exactly. Images smaller
+    than the patch (after downscaling) are upscaled until the patch fits. Unreadable files are
+    dropped with a warning when the dataset is built.
+
+    Args:
+        root: folder searched recursively for images.
+        patch: side of the square crops.
+        downscale: ``(low, high)`` range of a random resize factor applied before cropping
+            (``(1, 1)`` disables it). Downscaling hides JPEG block artefacts of training photos.
+        cache: keep decoded images in memory (fast; about 3 bytes per pixel of the data set).
+    """
+
+    def __init__(
+        self, root: "str | Path", patch: int = 256, downscale: tuple[float, float] = (1.0, 1.0), cache: bool = True
+    ) -> None:
+        if patch < 16:
+            raise DataError(f"patch size must be at least 16, got {patch}")
+        low, high = downscale
+        if not 0 < low <= high <= 1:
+            raise DataError(f"downscale range must satisfy 0 < low <= high <= 1, got {downscale}")
+        self.patch = patch
+        self.downscale = (float(low), float(high))
+        self.cache = cache
+        self.paths: list[Path] = []
+        self._images: list[np.ndarray] = []
+        for path in find_images(root):
+            array = _load_rgb(path)
+            if array is None:
+                continue
+            self.paths.append(path)
+            if cache:
+                self._images.append(array)
+        if not self.paths:
+            raise DataError(f"no readable images under {root}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _image(self, index: int) -> np.ndarray:
+        if self.cache:
+            return self._images[index]
+        array = _load_rgb(self.paths[index])
+        if array is None:  # vanished or damaged after the scan: use a neighbour instead
+            return self._image((index + 1) % len(self.paths))
+        return array
+
+    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+        index, seed = item
+        rng = torch.Generator().manual_seed(int(seed))
+        image = Image.fromarray(self._image(index))
+        low, high = self.downscale
+        factor = low + (high - low) * torch.rand((), generator=rng).item()
+        # Never shrink below the patch; grow images that are too small.
+        factor = max(factor, self.patch / min(image.size))
+        if abs(factor - 1.0) > 1e-6:
+            size = (max(self.patch, round(image.width * factor)), max(self.patch, round(image.height * factor)))
+            image = image.resize(size, Image.Resampling.BICUBIC if factor > 1 else Image.Resampling.LANCZOS)
+        array = np.asarray(image)
+        top = int(torch.randint(0, array.shape[0] - self.patch + 1, (), generator=rng))
+        left = int(torch.randint(0, array.shape[1] - self.patch + 1, (), generator=rng))
+        crop = torch.from_numpy(array[top : top + self.patch, left : left + self.patch].copy())
+        crop = crop.permute(2, 0, 1).float().div_(255.0)
+        flips = torch.rand(2, generator=rng)
+        if flips[0] < 0.5:
+            crop = crop.flip(-1)
+        if flips[1] < 0.5:
+            crop = crop.flip(-2)
+        return crop
+
+
+class ResumableSampler(Sampler):
+    """Endless ``(image_index, crop_seed)`` pairs in per-epoch random order, split across ranks.
+
+    The global stream of samples is a pure function of ``seed``; rank ``r`` of ``world`` takes
+    every ``world``-th sample starting at ``r``. ``start`` skips the first samples of this rank
+    (a resumed run passes the number it has already consumed).
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1, start: int = 0) -> None:
+        if size < 1:
+            raise DataError("cannot sample from an empty dataset")
+        self.size, self.seed, self.rank, self.world, self.start = size, seed, rank, world, start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        position = self.start * self.world + self.rank  # index into the global stream
+        while True:
+            epoch, offset = divmod(position, self.size)
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+            while offset < self.size:
+                yield int(order[offset]), (self.seed * 1_000_003 + position) % (2**63 - 1)
+                position += self.world
+                offset += self.world
+
+    def __len__(self) -> int:  # an endless sampler; DataLoader only needs a number
+        return 2**62

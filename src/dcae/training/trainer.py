@@ -1,0 +1,325 @@
+"""The training loop: one CPU, one GPU, or many GPUs through torchrun and DDP."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .. import __version__
+from ..config import resolve_config
+from ..losses import RateDistortionLoss
+from ..model import DCAE
+from ..weights import atomic_write, load_weights, save_weights, state_digest
+from .config import ConfigError, TrainConfig
+from .data import RandomCropDataset, ResumableSampler
+from .validation import estimate_rd, load_validation_images
+
+
+def git_commit() -> str:
+    """The commit of the source tree this package runs from, or ``"unknown"``."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        return result.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 7_919 + step * 104_729 + rank * 15_485_863) % (2**63 - 1)
+
+
+class Trainer:
+    """Runs a :class:`TrainConfig`; resumable, distributed when started by torchrun."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, command: str = "") -> None:
+        self.cfg = config.validate()
+        self.command = command or " ".join(sys.argv)
+        self.out = Path(config.out)
+        self._setup_distributed()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+
+        self.model = self._build_model(resume)
+        mcfg = self.model.config
+        self.lambdas = sorted(float(v) for v in config.lambdas)
+        if mcfg.num_rate_points == 0 and len(self.lambdas) != 1:
+            raise ConfigError(
+                f"{len(self.lambdas)} lambdas need a variable-rate model (num_rate_points = {len(self.lambdas)})"
+            )
+        if mcfg.num_rate_points and mcfg.num_rate_points != len(self.lambdas):
+            raise ConfigError(
+                f"the model has {mcfg.num_rate_points} rate points but {len(self.lambdas)} lambdas were given"
+            )
+
+        self.dataset = RandomCropDataset(config.train_data, config.patch, tuple(config.downscale))
+        self.val_images = load_validation_images(config.val_data, config.val_images) if config.val_data else []
+        self.criterion = RateDistortionLoss(self.lambdas[0], config.distortion)
+
+        self.model.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.main_parameters(), lr=config.lr)
+        self.aux_optimizer = torch.optim.Adam(self.model.aux_parameters(), lr=config.aux_lr)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, config.lr_milestones, config.lr_gamma)
+        self.step = 0
+        self.best = math.inf
+        if resume:
+            self._load_state()
+
+        net: torch.nn.Module = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(self.model, device_ids=ids)
+        self.net = torch.compile(net) if config.compile else net
+
+    # ------------------------------------------------------------------------------------ set-up
+    def _setup_distributed(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        wanted = self.cfg.device
+        if wanted == "auto":
+            wanted = "cuda" if torch.cuda.is_available() else "cpu"
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' was asked for but no CUDA device is available")
+        if wanted == "cuda":
+            wanted = f"cuda:{local_rank}"
+        self.device = torch.device(wanted)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        use_amp = self.cfg.amp == "bf16" or (self.cfg.amp == "auto" and self.device.type == "cuda")
+        self.autocast = (
+            (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+        )
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def _build_model(self, resume: bool) -> DCAE:
+        latest = self.out / "latest.safetensors"
+        if resume and latest.exists():
+            model, meta = load_weights(latest)
+            self._resumed_step = int(meta.get("step", -1))
+            return model.train()
+        if self.cfg.init_from:
+            model, _ = load_weights(self.cfg.init_from)
+            return model.train()
+        torch.manual_seed(self.cfg.seed)
+        return DCAE(resolve_config(self.cfg.model)).train()
+
+    def _load_state(self) -> None:
+        state_path = self.out / "latest.state.pt"
+        if not state_path.exists():
+            if (self.out / "latest.safetensors").exists():
+                raise ConfigError(f"{self.out} has weights but no optimiser state; cannot resume exactly")
+            return  # nothing to resume: a fresh run
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        # The config's milestones win over the saved ones, so a resumed run can change its schedule.
+        self.scheduler.milestones = Counter(self.cfg.lr_milestones)
+        self.step = int(state["step"])
+        self.best = float(state["best"])
+        if getattr(self, "_resumed_step", self.step) != self.step:
+            raise ConfigError(
+                f"{self.out}: weights are at step {self._resumed_step} but the optimiser state at step "
+                f"{self.step}; the last checkpoint was interrupted"
+            )
+
+    # ----------------------------------------------------------------------------------- running
+    def _loader(self) -> DataLoader:
+        sampler = ResumableSampler(
+            len(self.dataset), self.cfg.seed, self.rank, self.world, start=self.step * self.cfg.batch_size
+        )
+        return DataLoader(
+            self.dataset,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=self.cfg.workers > 0,
+            prefetch_factor=4 if self.cfg.workers > 0 else None,
+        )
+
+    def _draw_qualities(self, batch: int) -> tuple["torch.Tensor | None", torch.Tensor]:
+        """Rate-point indices and their lambdas for one batch, a function of (seed, step, rank)."""
+        lambdas = torch.tensor(self.lambdas)
+        if len(self.lambdas) == 1 and self.model.config.num_rate_points == 0:
+            return None, lambdas.expand(batch)
+        rng = torch.Generator().manual_seed(_step_seed(self.cfg.seed, self.step, self.rank) ^ 0x5EED)
+        if self.cfg.lambda_sampling == "batch":
+            index = torch.randint(len(self.lambdas), (1,), generator=rng).expand(batch)
+        else:
+            index = torch.randint(len(self.lambdas), (batch,), generator=rng)
+        return index.float(), lambdas[index]
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, float]:
+        """One optimisation step of the main and auxiliary losses."""
+        batch = batch.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        quality, lmbda = self._draw_qualities(batch.shape[0])
+        torch.manual_seed(_step_seed(self.cfg.seed, self.step, self.rank))  # quantisation noise
+        self.optimizer.zero_grad(set_to_none=True)
+        self.aux_optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            q = quality.to(self.device) if quality is not None else None
+            out = self.net(batch, quality=q, rate_proxy=self.cfg.rate_proxy)
+        metrics = self.criterion(out, batch, lmbda.to(self.device))
+        aux = self.model.aux_loss()
+        # One backward for both losses: under DDP every gradient is then averaged across ranks.
+        (metrics["loss"] + aux).backward()
+        if self.cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.main_parameters(), self.cfg.clip)
+        self.optimizer.step()
+        self.aux_optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        result = {k: float(v.detach()) for k, v in metrics.items()}
+        result["aux"] = float(aux.detach())
+        result["lr"] = self.optimizer.param_groups[0]["lr"]
+        return result
+
+    def run(self) -> dict[str, Any]:
+        """Train until ``steps``; returns the last validation metrics (empty without validation)."""
+        cfg = self.cfg
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        last_checkpoint = time.monotonic()
+        last_val: dict[str, Any] = {}
+        self._last_metrics: "dict[str, Any] | None" = None
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.is_main, dynamic_ncols=True, desc="train")
+        loader = iter(self._loader())
+        started, seen_at_start = time.monotonic(), self.step
+        while self.step < cfg.steps:
+            metrics = self.train_step(next(loader))
+            if not math.isfinite(metrics["loss"]):
+                raise FloatingPointError(f"loss became {metrics['loss']} at step {self.step}")
+            bar.update(1)
+            if self.is_main and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
+                rate = (self.step - seen_at_start) / max(time.monotonic() - started, 1e-9)
+                bar.set_postfix(
+                    loss=f"{metrics['loss']:.3f}",
+                    bpp=f"{metrics['bpp']:.3f}",
+                    psnr=f"{metrics['psnr']:.2f}",
+                    lr=f"{metrics['lr']:.1e}",
+                )
+                self._log("log.csv", {"step": self.step, **metrics, "steps_per_s": rate, "time": time.time()})
+            validate_now = self.val_images and (self.step % cfg.val_every == 0 or self.step == cfg.steps)
+            if validate_now:
+                last_val = self.validate()
+                self._last_metrics = last_val
+            due = time.monotonic() - last_checkpoint > cfg.checkpoint_minutes * 60
+            if validate_now or due or self.step == cfg.steps:
+                self.save_checkpoint(last_val if validate_now else None)
+                last_checkpoint = time.monotonic()
+        bar.close()
+        if self.world > 1:
+            self._check_ranks_agree()
+        return last_val
+
+    def _check_ranks_agree(self) -> None:
+        """All ranks must hold identical weights after DDP training; record and verify that."""
+        digests: list[str] = [""] * self.world
+        dist.all_gather_object(digests, state_digest(self.model.state_dict()))
+        self.rank_digests = digests
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"distributed ranks diverged: weight digests {digests}")
+        self.save_checkpoint(self._last_metrics)
+        dist.barrier()
+
+    def validate(self) -> dict[str, Any]:
+        """Rate and distortion per rate point on the validation images (rank 0 only)."""
+        if not self.is_main:
+            return {}
+        self.model.eval()
+        points = range(len(self.lambdas)) if self.model.variable_rate else [None]
+        per_point = []
+        for index in points:
+            rd = estimate_rd(self.model, self.val_images, None if index is None else float(index))
+            lam = self.lambdas[index or 0]
+            distortion = 255**2 * 10 ** (-rd["psnr"] / 10) if self.cfg.distortion == "mse" else 1 - rd["ms_ssim"]
+            per_point.append({"quality": index, "lambda": lam, **rd, "loss": lam * distortion + rd["bpp"]})
+        self.model.train()
+        mean_loss = sum(p["loss"] for p in per_point) / len(per_point)
+        for p in per_point:
+            self._log("val.csv", {"step": self.step, **p})
+        result = {"step": self.step, "loss": mean_loss, "points": per_point}
+        tqdm.write(
+            f"step {self.step}: val loss {mean_loss:.4f} | "
+            + " | ".join(f"q{p['quality']}: {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in per_point)
+        )
+        if mean_loss < self.best:
+            self.best = mean_loss
+            self._save_weights("best.safetensors", result)
+        return result
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def _metadata(self, metrics: "dict[str, Any] | None") -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "lambdas": self.lambdas,
+            "distortion": self.cfg.distortion,
+            "train_config": self.cfg.to_dict(),
+            "data": {"train": str(self.cfg.train_data), "images": len(self.dataset), "val": str(self.cfg.val_data)},
+            "metrics": metrics or {},
+            "git_commit": git_commit(),
+            "dcae_version": __version__,
+            "torch_version": torch.__version__,
+            "command": self.command,
+            "world_size": self.world,
+            "rank_digests": getattr(self, "rank_digests", None),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def _save_weights(self, name: str, metrics: "dict[str, Any] | None") -> None:
+        meta = save_weights(self.model, self.out / name, self._metadata(metrics))
+        atomic_write(
+            self.out / name.replace(".safetensors", ".json"),
+            lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)),
+        )
+
+    def save_checkpoint(self, metrics: "dict[str, Any] | None" = None) -> None:
+        """Write latest weights, metadata and optimiser state (rank 0; atomic)."""
+        if not self.is_main:
+            return
+        state = {
+            "step": self.step,
+            "best": self.best,
+            "optimizer": self.optimizer.state_dict(),
+            "aux_optimizer": self.aux_optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+        self._save_weights("latest.safetensors", metrics)
+        atomic_write(self.out / "latest.state.pt", lambda tmp: torch.save(state, tmp))
+
+    def _log(self, name: str, row: dict[str, Any]) -> None:
+        path = self.out / name
+        new = not path.exists()
+        with open(path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)

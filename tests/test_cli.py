@@ -1,0 +1,112 @@
+"""The dcae command line on good and bad input: exit codes, one-line errors, no overwrites."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import random_image
+from PIL import Image
+
+from dcae.cli import main
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(random_image(48, 80)).save(path)
+    return path
+
+
+def _single_error_line(captured: str) -> str:
+    lines = [line for line in captured.strip().splitlines() if line.strip()]
+    assert "Traceback" not in captured
+    return lines[-1]
+
+
+def test_compress_decompress_info(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "photo.dcae"
+    assert main(["compress", str(image), "-o", str(out), "--model", str(tiny_weights), "--quality", "1"]) == 0
+    assert out.exists() and "bpp" in capsys.readouterr().out
+    decoded = tmp_path / "back.png"
+    assert main(["decompress", str(out), "-o", str(decoded), "--model", str(tiny_weights)]) == 0
+    assert Image.open(decoded).size == (80, 48)
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["width"] == 80 and info["height"] == 48 and info["quality"] == 1.0
+    assert info["bytes"] == out.stat().st_size and info["header_bytes"] == 44
+
+
+def test_no_overwrite_without_force(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "photo.dcae"
+    out.write_bytes(b"precious")
+    assert main(["compress", str(image), "-o", str(out), "--model", str(tiny_weights)]) == 1
+    assert "--force" in _single_error_line(capsys.readouterr().err)
+    assert out.read_bytes() == b"precious"
+    assert main(["compress", str(image), "-o", str(out), "--model", str(tiny_weights), "--force"]) == 0
+    assert out.read_bytes()[:4] == b"DCAE"
+
+
+def test_many_files_into_a_folder(tmp_path: Path, tiny_weights: Path) -> None:
+    inputs = []
+    for i in range(3):
+        path = tmp_path / f"im{i}.png"
+        Image.fromarray(random_image(20 + i, 30, seed=i)).save(path)
+        inputs.append(str(path))
+    folder = tmp_path / "coded"
+    assert main(["compress", *inputs, "-o", str(folder), "--model", str(tiny_weights)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["im0.dcae", "im1.dcae", "im2.dcae"]
+    restored = tmp_path / "restored"
+    files = [str(p) for p in sorted(folder.iterdir())]
+    assert main(["decompress", *files, "-o", str(restored), "--model", str(tiny_weights)]) == 0
+    assert len(list(restored.iterdir())) == 3
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compress", "{tmp}/missing.png"], "not found"),
+        (["compress", "{junk}"], "cannot read image"),
+        (["decompress", "{junk}"], "not a .dcae file"),
+        (["decompress", "{tmp}/missing.dcae"], "not found"),
+        (["info", "{junk}"], "not a .dcae file"),
+        (["compress", "{image}", "--model", "no-such-model"], "no model named"),
+        (["compress", "{image}", "--model", "{junk}"], "not a safetensors"),
+        (["compress", "{image}", "--quality", "99"], "quality must lie in"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_one(argv, message, image, tiny_weights, tmp_path, capsys) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00garbage" * 10)
+    values = {"tmp": tmp_path, "junk": junk, "image": image}
+    argv = [a.format(**values) for a in argv]
+    if argv[0] == "compress" and "--model" not in argv:
+        argv += ["--model", str(tiny_weights)]
+    if argv[0] == "decompress":
+        argv += ["--model", str(tiny_weights)]
+    assert main(argv) == 1
+    line = _single_error_line(capsys.readouterr().err)
+    assert line.startswith("dcae: error:") and message in line
+
+
+def test_wrong_model_is_refused(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    from conftest import TINY_VR, random_model
+
+    from dcae.weights import save_weights
+
+    other = tmp_path / "other.safetensors"
+    save_weights(random_model(TINY_VR, seed=5), other)
+    coded = tmp_path / "photo.dcae"
+    assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
+    assert main(["decompress", str(coded), "--model", str(other)]) == 1
+    assert "other weights" in _single_error_line(capsys.readouterr().err)
+
+
+def test_console_script_runs_and_lists_models() -> None:
+    result = subprocess.run([sys.executable, "-m", "dcae.cli", "models"], capture_output=True, text=True)
+    assert result.returncode == 0 and "default" in result.stdout

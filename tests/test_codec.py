@@ -1,0 +1,167 @@
+"""The codec: exact round trips, batches, colour modes, model identity, determinism."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_VR, random_image, random_model
+from PIL import Image
+
+from dcae import bitstream
+from dcae.bitstream import ColourMode, FormatError
+from dcae.codec import Codec, ModelMismatchError, load_codec, pad_image, to_uint8
+from dcae.imageio import ImageError
+
+
+def _forward_pixels(model, images: np.ndarray, quality=None) -> tuple[np.ndarray, torch.Tensor]:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    height, width = x.shape[-2:]
+    with torch.inference_mode():
+        out = model.eval()(pad_image(x, model.stride), quality=quality)
+    return to_uint8(out["x_hat"][..., :height, :width]), out["params"]["y_hat"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 33), (64, 64), (70, 130)])
+def test_round_trip_equals_the_forward_pass(size: tuple[int, int]) -> None:
+    model = random_model("tiny")
+    codec = Codec(model)
+    image = random_image(*size)
+    decoded = codec.decompress(codec.compress(image))
+    expected, _ = _forward_pixels(model, image[None])
+    assert decoded.shape == (*size, 3) and decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, expected[0])
+
+
+def test_batches_round_trip_exactly_with_the_same_latents() -> None:
+    model = random_model(TINY_VR)
+    codec = Codec(model)
+    images = np.stack([random_image(40, 72, seed=s) for s in range(3)])
+    files = codec.compress_batch(list(images), quality=1.25)
+    x = pad_image(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, 64)
+    coded = codec.encode_latents(x, 1.25)
+    expected, y_hat = _forward_pixels(model, images, quality=1.25)
+    torch.testing.assert_close(coded.y_hat, y_hat, rtol=0, atol=0)
+    np.testing.assert_array_equal(codec.decompress_batch(files), expected)
+    for one, image_expected in zip(files, expected):
+        np.testing.assert_array_equal(codec.decompress(one), image_expected)
+
+
+def test_quality_changes_rate_and_is_recorded() -> None:
+    codec = Codec(random_model(TINY_VR))
+    image = random_image(64, 64)
+    low, high = codec.compress(image, quality=0.0), codec.compress(image, quality=2.0)
+    assert bitstream.unpack(low)[0].quality == 0.0 and bitstream.unpack(high)[0].quality == 2.0
+    assert low != high
+    with pytest.raises(ValueError, match="must lie in"):
+        codec.compress(image, quality=3.5)
+
+
+def test_other_weights_are_refused() -> None:
+    data = Codec(random_model("tiny", seed=0)).compress(random_image(32, 32))
+    with pytest.raises(ModelMismatchError, match="other weights"):
+        Codec(random_model("tiny", seed=1)).decompress(data)
+
+
+def test_preview_decodes_fewer_slices() -> None:
+    codec = Codec(random_model("tiny"))
+    image = random_image(64, 64)
+    data = codec.compress(image)
+    full = codec.decompress(data)
+    preview = codec.decompress(data, preview_slices=1)
+    assert preview.shape == full.shape
+    assert np.array_equal(codec.decompress(data, preview_slices=2), full)
+
+
+def test_colour_modes_come_back() -> None:
+    codec = Codec(random_model("tiny"))
+    gray = Image.fromarray(random_image(30, 40)[..., 0], "L")
+    assert codec.decompress_image(codec.compress(gray)).mode == "L"
+    palette = Image.fromarray(random_image(30, 40)).quantize(16)
+    assert codec.decompress_image(codec.compress(palette)).mode == "P"
+    rgba = Image.fromarray(random_image(30, 40)).convert("RGBA")
+    assert codec.decompress_image(codec.compress(rgba)).mode == "RGBA"
+    transparent = np.dstack([random_image(8, 8), np.zeros((8, 8), np.uint8)])
+    with pytest.raises(ImageError, match="transparency"):
+        codec.compress(transparent)
+
+
+def test_exif_orientation_and_sixteen_bit(tmp_path) -> None:
+    codec = Codec(random_model("tiny"))
+    image = Image.fromarray(random_image(20, 50))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif)
+    assert codec.decompress(codec.compress(path)).shape == (50, 20, 3)
+    deep = Image.fromarray((np.arange(64 * 64, dtype=np.uint16) * 16).reshape(64, 64))
+    assert deep.mode.startswith("I;16")
+    with pytest.warns(UserWarning, match="8 bits"):
+        data = codec.compress(deep)
+    assert bitstream.unpack(data)[0].colour_mode == ColourMode.L
+
+
+def test_unreadable_inputs_raise_image_errors(tmp_path) -> None:
+    codec = Codec(random_model("tiny"))
+    with pytest.raises(ImageError, match="not found"):
+        codec.compress(tmp_path / "missing.png")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(ImageError, match="cannot read"):
+        codec.compress(junk)
+    with pytest.raises(ImageError, match="array"):
+        codec.compress(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_load_codec_from_weights_file(tiny_weights) -> None:
+    codec = load_codec(tiny_weights)
+    image = random_image(48, 48)
+    assert codec.decompress(codec.compress(image, quality=1)).shape == (48, 48, 3)
+    with pytest.raises(ValueError, match="no model named"):
+        load_codec("no-such-model")
+
+
+def test_decoding_is_identical_across_processes_and_thread_counts(tiny_weights, tmp_path) -> None:
+    image_path = tmp_path / "image.png"
+    Image.fromarray(random_image(96, 160)).save(image_path)
+    script = (
+        "import sys, torch, numpy as np; from dcae.codec import load_codec; "
+        "torch.set_num_threads(int(sys.argv[1])); codec = load_codec(sys.argv[2]); "
+        "mode = sys.argv[3]; "
+        "open(sys.argv[5], 'wb').write(codec.compress(sys.argv[4], quality=1.5)) if mode == 'enc' else "
+        "np.save(sys.argv[5], codec.decompress(open(sys.argv[4], 'rb').read()))"
+    )
+    coded = tmp_path / "image.dcae"
+    run = lambda *args: subprocess.run([sys.executable, "-c", script, *map(str, args)], check=True)  # noqa: E731
+    run(1, tiny_weights, "enc", image_path, coded)
+    run(2, tiny_weights, "dec", coded, tmp_path / "two.npy")
+    run(1, tiny_weights, "dec", coded, tmp_path / "one.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), np.load(tmp_path / "one.npy"))
+    in_process = load_codec(tiny_weights).decompress(coded.read_bytes())
+    np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), in_process)
+
+
+def test_header_size_is_small() -> None:
+    data = Codec(random_model("tiny")).compress(random_image(16, 16))
+    header, payload = bitstream.unpack(data)
+    assert bitstream.header_size(header) == len(data) - len(payload) == 44
+
+
+def test_format_errors_name_the_problem() -> None:
+    data = Codec(random_model("tiny")).compress(random_image(16, 16))
+    with pytest.raises(FormatError, match="magic"):
+        bitstream.unpack(b"PNG" + data[3:])
+    with pytest.raises(FormatError, match="truncated"):
+        bitstream.unpack(data[:-10])
+    flipped = bytearray(data)
+    flipped[-6] ^= 0x10
+    with pytest.raises(FormatError, match="CRC32"):
+        bitstream.unpack(bytes(flipped))
+    huge = bytearray(data)
+    huge[8:12] = (100_000).to_bytes(4, "little")
+    huge[12:16] = (100_000).to_bytes(4, "little")
+    with pytest.raises(FormatError, match="outside the supported range"):
+        bitstream.unpack(bytes(huge))

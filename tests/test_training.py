@@ -1,0 +1,193 @@
+"""Training: learning, exact resume, DDP on CPU, and clear errors for bad set-ups."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import random_image
+from PIL import Image
+from safetensors.torch import load_file
+
+from dcae.cli import main
+from dcae.training import ConfigError, DataError, RandomCropDataset, ResumableSampler, Trainer, load_train_config
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("images")
+    for i in range(6):
+        size = (40, 50) if i == 0 else (96 + 8 * i, 120)  # one image smaller than the patch
+        Image.fromarray(random_image(*size, seed=i)).save(folder / f"im{i}.png")
+    (folder / "broken.jpg").write_bytes(b"this is not a jpeg")
+    return folder
+
+
+def _config(folder: Path, out: Path, **changes):
+    values = dict(
+        model="tiny",
+        lambdas=[0.01],
+        train_data=str(folder),
+        patch=64,
+        batch_size=2,
+        workers=0,
+        steps=6,
+        lr=1e-3,
+        out=str(out),
+        log_every=1,
+        seed=3,
+        val_data=str(folder),
+        val_images=1,
+        val_every=3,
+    )
+    values.update(changes)
+    return load_train_config(None, values)
+
+
+def test_tiny_model_learns(image_folder: Path, tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="unreadable"):
+        trainer = Trainer(_config(image_folder, tmp_path / "run", steps=40, lr=3e-3, val_every=40))
+    trainer.run()
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    losses = [float(r.split(",")[header.index("loss")]) for r in rows[1:]]
+    assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
+    meta = json.loads((tmp_path / "run" / "latest.json").read_text())
+    assert meta["step"] == 40 and meta["train_config"]["lambdas"] == [0.01] and meta["git_commit"]
+    assert (tmp_path / "run" / "best.safetensors").exists()
+
+
+def test_resume_equals_an_uninterrupted_run(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    straight = tmp_path / "straight"
+    Trainer(_config(image_folder, straight, steps=6)).run()
+    split = tmp_path / "split"
+    Trainer(_config(image_folder, split, steps=3)).run()
+    Trainer(_config(image_folder, split, steps=6), resume=True).run()
+    a = load_file(straight / "latest.safetensors")
+    b = load_file(split / "latest.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_variable_rate_training_draws_lambdas(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    cfg = _config(
+        image_folder,
+        tmp_path / "vr",
+        model={**_tiny_dict(), "num_rate_points": 3},
+        lambdas=[0.002, 0.01, 0.05],
+        lambda_sampling="image",
+        steps=2,
+    )
+    trainer = Trainer(cfg)
+    quality, lmbda = trainer._draw_qualities(2)
+    assert quality.shape == (2,)
+    assert all(min(abs(v - t) for t in (0.002, 0.01, 0.05)) < 1e-8 for v in lmbda.tolist())
+    assert torch.allclose(lmbda, torch.tensor([0.002, 0.01, 0.05])[quality.long()])
+    trainer.run()
+    with pytest.raises(ConfigError, match="rate points"):
+        Trainer(_config(image_folder, tmp_path / "bad", model={**_tiny_dict(), "num_rate_points": 3}))
+
+
+def _tiny_dict() -> dict:
+    import dcae
+
+    return dcae.PRESETS["tiny"].to_dict()
+
+
+def test_sampler_is_resumable_and_shards() -> None:
+    full = ResumableSampler(5, seed=1)
+    stream = [x for _, x in zip(range(23), iter(full))]
+    assert [x for _, x in zip(range(13), iter(ResumableSampler(5, seed=1, start=10)))] == stream[10:23]
+    ranks = [list(x for _, x in zip(range(6), iter(ResumableSampler(5, 1, rank=r, world=2)))) for r in (0, 1)]
+    merged = [item for pair in zip(*ranks) for item in pair]
+    assert merged == stream[:12]
+
+
+def test_dataset_handles_small_images(image_folder: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    dataset = RandomCropDataset(image_folder, patch=64, downscale=(0.5, 1.0))
+    crops = [dataset[(i, i)] for i in range(len(dataset))]
+    assert all(c.shape == (3, 64, 64) and 0 <= float(c.min()) and float(c.max()) <= 1 for c in crops)
+    assert torch.equal(dataset[(2, 7)], dataset[(2, 7)])
+
+
+def test_clear_errors(tmp_path: Path, image_folder: Path, capsys) -> None:
+    with pytest.raises(DataError, match="not found"):
+        RandomCropDataset(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no images"):
+        RandomCropDataset(empty)
+    with pytest.raises(ConfigError, match="patch must be"):
+        _config(image_folder, tmp_path, patch=100)
+    with pytest.raises(ConfigError, match="unknown training config keys"):
+        load_train_config(None, {"train_data": "x", "learning_rate": 1})
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("lambdas = [0.1,\n")
+    assert main(["train", str(bad_toml)]) == 1
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["train", "--train-data", str(empty), "--out", str(tmp_path / "o")]) == 1
+    assert "no images" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_identical(image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "dcae.cli",
+        "train",
+        "--model",
+        "tiny",
+        "--lambdas",
+        "0.01",
+        "--train-data",
+        str(image_folder),
+        "--patch",
+        "64",
+        "--batch-size",
+        "2",
+        "--steps",
+        "4",
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads((out / "latest.json").read_text())
+    assert meta["world_size"] == 2 and meta["step"] == 4
+    assert len(meta["rank_digests"]) == 2 and len(set(meta["rank_digests"])) == 1
