@@ -165,3 +165,21 @@ def test_format_errors_name_the_problem() -> None:
     huge[12:16] = (100_000).to_bytes(4, "little")
     with pytest.raises(FormatError, match="outside the supported range"):
         bitstream.unpack(bytes(huge))
+
+
+def test_payload_is_within_half_a_percent_of_the_ideal_rate() -> None:
+    """On a Kodak image with the shipped model, coding costs < 0.5% over -sum(log2 p)."""
+    from conftest import KODAK
+
+    from dcae.imageio import load_image
+
+    codec = load_codec("default")
+    array, _ = load_image(KODAK / "kodim23.png")
+    for quality in (0.0, 5.0):
+        data = codec.compress(array, quality=quality)
+        _, payload = bitstream.unpack(data)
+        x = torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float() / 255
+        with torch.inference_mode():
+            out = codec.model(pad_image(x, 64), quality=quality)
+        ideal = float(sum(-torch.log2(lik.double()).sum() for lik in out["likelihoods"].values()))
+        assert ideal <= 8 * len(payload) < 1.005 * ideal

@@ -56,7 +56,7 @@ def test_thirty_steps_lower_the_loss() -> None:
         loss = criterion(model(x, rate_proxy="ste"), x)["loss"]
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
 
 

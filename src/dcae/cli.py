@@ -368,6 +368,27 @@ def _run_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -------------------------------------------------------------------------------- conversion
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert-reference", help="import a checkpoint of the reference DCAE release")
+    p.add_argument("checkpoint", help="a .pth.tar / .pt file of the reference release")
+    p.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    p.add_argument("--lambda", dest="lmbda", type=float, help="the lambda the checkpoint was trained for")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(handler=_run_convert)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .convert import convert_reference
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise UserError(f"{output} exists; use --force to overwrite it")
+    meta = convert_reference(args.checkpoint, output, args.lmbda)
+    print(f"wrote {output}: reference DCAE, model {meta['digest'][:16]}")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
@@ -378,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_codec_commands(sub)
     _add_train(sub)
+    _add_convert(sub)
     return parser
 
 

@@ -20,7 +20,7 @@ from .gaussian import SCALE_BOUND
 TAIL_SIGMAS = 6.5
 # Largest scale in the table; larger predicted scales use the last entry (and escapes if needed).
 MAX_TABLE_SCALE = 256.0
-DEFAULT_SCALE_TABLE_SIZE = 160
+DEFAULT_SCALE_TABLE_SIZE = 128
 # Alphabets of z are clipped to this many symbols per channel; rarer values escape.
 MAX_Z_ALPHABET = 4095
 

@@ -27,7 +27,7 @@ from ..model import DCAE
 from ..weights import atomic_write, load_weights, save_weights, state_digest
 from .config import ConfigError, TrainConfig
 from .data import RandomCropDataset, ResumableSampler
-from .validation import estimate_rd, load_validation_images
+from .validation import load_validation_images, measure_rd
 
 
 def git_commit() -> str:
@@ -43,6 +43,15 @@ def git_commit() -> str:
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 7_919 + step * 104_729 + rank * 15_485_863) % (2**63 - 1)
+
+
+def _tensorboard_writer(folder: Path) -> Any:
+    """A TensorBoard writer when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder / "tensorboard"))
 
 
 class Trainer:
@@ -207,6 +216,7 @@ class Trainer:
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        self._tensorboard = _tensorboard_writer(self.out) if self.is_main else None
         last_checkpoint = time.monotonic()
         last_val: dict[str, Any] = {}
         self._last_metrics: "dict[str, Any] | None" = None
@@ -258,7 +268,7 @@ class Trainer:
         points = range(len(self.lambdas)) if self.model.variable_rate else [None]
         per_point = []
         for index in points:
-            rd = estimate_rd(self.model, self.val_images, None if index is None else float(index))
+            rd = measure_rd(self.model, self.val_images, None if index is None else float(index))
             lam = self.lambdas[index or 0]
             distortion = 255**2 * 10 ** (-rd["psnr"] / 10) if self.cfg.distortion == "mse" else 1 - rd["ms_ssim"]
             per_point.append({"quality": index, "lambda": lam, **rd, "loss": lam * distortion + rd["bpp"]})
@@ -316,6 +326,13 @@ class Trainer:
         atomic_write(self.out / "latest.state.pt", lambda tmp: torch.save(state, tmp))
 
     def _log(self, name: str, row: dict[str, Any]) -> None:
+        writer = getattr(self, "_tensorboard", None)
+        if writer is not None:
+            prefix = name.removesuffix(".csv")
+            suffix = f"/q{row['quality']}" if row.get("quality") is not None else ""
+            for key, value in row.items():
+                if key not in ("step", "time", "quality") and isinstance(value, (int, float)):
+                    writer.add_scalar(f"{prefix}/{key}{suffix}", value, row["step"])
         path = self.out / name
         new = not path.exists()
         with open(path, "a", newline="") as handle:

@@ -1,4 +1,4 @@
-"""Validation during training: rate and distortion on a few held-out images."""
+"""Validation during training: real bitstreams for a few held-out images."""
 
 from __future__ import annotations
 
@@ -26,32 +26,24 @@ def load_validation_images(folder: "str | Path", limit: int) -> list[torch.Tenso
     return images
 
 
-def _pad(x: torch.Tensor, stride: int) -> torch.Tensor:
-    pad_h, pad_w = -x.shape[-2] % stride, -x.shape[-1] % stride
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-
-
 @torch.inference_mode()
-def estimate_rd(model: DCAE, images: list[torch.Tensor], quality: "float | None") -> dict[str, float]:
-    """Mean bpp (from the likelihoods), PSNR and MS-SSIM with hard rounding, as the codec decodes.
+def measure_rd(model: DCAE, images: list[torch.Tensor], quality: "float | None") -> dict[str, float]:
+    """Mean bpp of real ``.dcae`` files (header included), PSNR and MS-SSIM of their decoding."""
+    from ..codec import Codec, to_uint8
 
-    The bpp here is the ideal code length; the trainer's real-bitstream validation uses
-    :mod:`dcae.codec` when it is available.
-    """
-    device = next(model.parameters()).device
+    codec = Codec(model, name="validation")
     bpps, psnrs, msssims = [], [], []
     for image in images:
-        x = image.to(device)
-        out = model(_pad(x, model.stride), quality=quality)
-        height, width = x.shape[-2:]
-        x_hat = out["x_hat"][..., :height, :width].clamp(0, 1)
-        x_hat = torch.round(x_hat * 255) / 255
-        bits = sum(-torch.log2(lik.float()).sum() for lik in out["likelihoods"].values())
-        bpps.append(float(bits) / (height * width))
-        mse = float(F.mse_loss(x_hat, x))
+        pixels = to_uint8(image)[0]
+        data = codec.compress(pixels, quality=quality)
+        decoded = torch.from_numpy(codec.decompress(data)).permute(2, 0, 1)[None].float() / 255
+        reference = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+        height, width = pixels.shape[:2]
+        bpps.append(8 * len(data) / (height * width))
+        mse = float(F.mse_loss(decoded, reference))
         psnrs.append(10 * math.log10(1 / max(mse, 1e-10)))
         if min(height, width) > 160:
-            msssims.append(float(ms_ssim(x_hat, x, data_range=1.0)))
+            msssims.append(float(ms_ssim(decoded, reference, data_range=1.0)))
     return {
         "bpp": float(np.mean(bpps)),
         "psnr": float(np.mean(psnrs)),
