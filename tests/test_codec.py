@@ -183,3 +183,19 @@ def test_payload_is_within_half_a_percent_of_the_ideal_rate() -> None:
             out = codec.model(pad_image(x, 64), quality=quality)
         ideal = float(sum(-torch.log2(lik.double()).sum() for lik in out["likelihoods"].values()))
         assert ideal <= 8 * len(payload) < 1.005 * ideal
+
+
+def test_tiled_transforms_agree_with_whole_image() -> None:
+    """Tiles with a halo give the same rate (within 0.5%) and quality (within 0.01 dB)."""
+    from conftest import KODAK
+
+    from dcae.evaluation.metrics import psnr
+    from dcae.imageio import load_image
+
+    array, _ = load_image(KODAK / "kodim19.png")
+    whole, tiled = load_codec("default", tile=0), load_codec("default", tile=256)
+    data_whole, data_tiled = whole.compress(array, quality=4.0), tiled.compress(array, quality=4.0)
+    assert abs(len(data_tiled) / len(data_whole) - 1) < 0.005
+    assert abs(psnr(array, whole.decompress(data_whole)) - psnr(array, tiled.decompress(data_tiled))) < 0.01
+    with pytest.raises(ValueError, match="multiple of 64"):
+        load_codec("default", tile=100)

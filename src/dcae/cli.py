@@ -368,6 +368,59 @@ def _run_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -------------------------------------------------------------------------------- evaluation
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="measure dcae and classic codecs on a folder of images")
+    p.add_argument("dataset", help="folder of images (e.g. ../shared/datasets/kodak)")
+    p.add_argument("--model", default="default", help="zoo name or weights file; 'none' to skip dcae")
+    p.add_argument("--qualities", type=float, nargs="+", help="dcae rate points (default: every integer point)")
+    p.add_argument("--codecs", default="jpeg,webp,avif", help="comma-separated: jpeg,jpeg444,webp,avif,jxl,heic")
+    p.add_argument("--anchors", help="folder of published curves (CompressAI JSON) to compare against")
+    p.add_argument("--bpp-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="limit BD-rates to this range")
+    p.add_argument("--max-images", type=int, help="use only the first N images")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (timings then share the CPU)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .evaluation.report import load_anchor_files, write_report
+    from .evaluation.runner import evaluate
+
+    dataset = Path(args.dataset)
+    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    model = None if args.model == "none" else args.model
+    if args.anchors and not Path(args.anchors).is_dir():
+        raise UserError(f"anchor folder not found: {args.anchors}")
+    if args.jobs < 1:
+        raise UserError("--jobs must be >= 1")
+    bar = tqdm(total=0, desc="eval", unit="image-codec", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        results = evaluate(dataset, codecs, model, args.qualities, args.jobs, args.max_images, progress)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    finally:
+        bar.close()
+    written = write_report(
+        Path(args.out),
+        results,
+        load_anchor_files(args.anchors),
+        dataset,
+        model,
+        tuple(args.bpp_range) if args.bpp_range else None,
+    )
+    print(Path(written["table"]).read_text())
+    print(f"wrote {', '.join(str(p) for p in written.values())}")
+    return EXIT_OK
+
+
 # -------------------------------------------------------------------------------- conversion
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert-reference", help="import a checkpoint of the reference DCAE release")
@@ -399,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_codec_commands(sub)
     _add_train(sub)
+    _add_eval(sub)
     _add_convert(sub)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,16 @@ from .entropy.coder import ModelCache, SymbolDecoder, SymbolEncoder
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE, GaussianTables, tabulate_factorized
 from .imageio import ImageLike, load_image, to_pil
 from .model import DCAE
+from .tiling import run_tiled
 from .weights import state_digest
 
 ARCHITECTURE = "dcae"
+# Tiling: images above this many (padded) pixels run the transforms on tiles of DEFAULT_TILE.
+AUTO_TILE_PIXELS = 1536 * 1536
+DEFAULT_TILE = 1024
+# Context around each tile; the compact model's transforms change nothing measurable beyond
+# about 100 pixels (benchmarks/receptive_field.py).
+DEFAULT_HALO = 128
 
 
 class ModelMismatchError(ValueError):
@@ -71,6 +79,11 @@ class Codec:
         device: where the neural network runs; entropy coding always runs on the CPU.
         scale_table_size: number of scales in the y coder's table.
         pad_mode: how images are extended to the model stride.
+        tile: side (pixels, a multiple of 64) of the tiles the analysis and synthesis transforms
+            run on; ``None`` tiles only images above ``AUTO_TILE_PIXELS`` (with ``DEFAULT_TILE``),
+            ``0`` never tiles. Entropy coding always covers the whole image, so tiling changes
+            memory use, not the file format; decoding reads any file whatever its tiling.
+        halo: context around each tile, in pixels (a multiple of 64).
     """
 
     def __init__(
@@ -81,7 +94,14 @@ class Codec:
         device: "str | torch.device | None" = None,
         scale_table_size: int = DEFAULT_SCALE_TABLE_SIZE,
         pad_mode: PadMode = PadMode.REPLICATE,
+        tile: "int | None" = None,
+        halo: int = DEFAULT_HALO,
     ) -> None:
+        for name, value in (("tile", tile or 0), ("halo", halo)):
+            if value < 0 or value % 64:
+                raise ValueError(f"{name} must be a non-negative multiple of 64, got {value}")
+        self.tile = tile
+        self.halo = halo
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.eval().to(self.device)
         self.name = name
@@ -134,7 +154,7 @@ class Codec:
         """Entropy-code a padded (B, 3, H, W) batch; returns payloads and the quantised y."""
         model = self.model
         x = x.to(self.device, torch.float32)
-        y = model.analysis(x, quality)
+        y = self._analysis(x, quality)
         z = model.h_a(y)
         medians = self._medians.to(z.dtype)
         z_symbols = torch.round(z - medians)
@@ -279,10 +299,30 @@ class Codec:
         )
         return to_uint8(self.reconstruct(y_hat, first.quality)[..., : first.height, : first.width])
 
+    def _tile_for(self, height: int, width: int) -> int:
+        """Tile side for a padded image of this size (0: run whole)."""
+        if self.tile is None:
+            return DEFAULT_TILE if height * width > AUTO_TILE_PIXELS else 0
+        return self.tile if self.tile and (height > self.tile or width > self.tile) else 0
+
+    def _analysis(self, x: torch.Tensor, quality: "float | None") -> torch.Tensor:
+        tile = self._tile_for(*x.shape[-2:])
+        if not tile:
+            return self.model.analysis(x, quality)
+        y = run_tiled(self.model.g_a, x, tile, self.halo, Fraction(1, 16))
+        if self.model.gain_units is not None:
+            y = y * self.model.gain_units.gain(quality).to(y.device, y.dtype)
+        return y
+
     @torch.inference_mode()
     def reconstruct(self, y_hat: torch.Tensor, quality: "float | None") -> torch.Tensor:
-        """The synthesis transform: quantised y to (unclamped) padded images."""
-        return self.model.synthesis(y_hat, quality)
+        """The synthesis transform: quantised y to (unclamped) padded images, tiled when large."""
+        tile = self._tile_for(y_hat.shape[-2] * 16, y_hat.shape[-1] * 16)
+        if not tile:
+            return self.model.synthesis(y_hat, quality)
+        if self.model.gain_units is not None:
+            y_hat = y_hat * self.model.gain_units.inverse_gain(quality).to(y_hat.device, y_hat.dtype)
+        return run_tiled(self.model.g_s, y_hat, tile // 16, self.halo // 16, Fraction(16))
 
     def decompress_image(self, data: bytes, preview_slices: "int | None" = None) -> Image.Image:
         """Decode to a PIL image in the source's colour mode (grayscale stays grayscale)."""
