@@ -40,7 +40,8 @@ for _ in range(int(runs) + 1):
         codec.decompress(data)
     times.append(time.perf_counter() - start)
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"median_s": statistics.median(times[1:]), "peak_mb": peak_mb, "bpp": 8 * len(data) / image.shape[0] / image.shape[1]}))
+bpp = 8 * len(data) / image.shape[0] / image.shape[1]
+print(json.dumps({"median_s": statistics.median(times[1:]), "peak_mb": peak_mb, "bpp": bpp}))
 """
 
 

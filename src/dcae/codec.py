@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 

@@ -74,15 +74,15 @@ def _dcae_codec(model: str, threads: int):
 def run_job(job: Job) -> tuple[Job, list[dict[str, Any]]]:
     """Encode and decode one image at every quality of the job; returns metric rows."""
     reference, _ = load_image(job.image)
+    if job.codec == DCAE_KEY:
+        codec = _dcae_codec(job.model, job.threads)
+        encode: Callable = lambda a, q: codec.compress(a, quality=q)  # noqa: E731
+        decode: Callable = codec.decompress
+    else:
+        classic = CLASSIC_CODECS[job.codec]
+        encode, decode = classic.encode, classic.decode
     rows = []
     for quality in job.qualities:
-        if job.codec == DCAE_KEY:
-            codec = _dcae_codec(job.model, job.threads)
-            encode: Callable = lambda a, q: codec.compress(a, quality=q)  # noqa: E731
-            decode: Callable = codec.decompress
-        else:
-            classic = CLASSIC_CODECS[job.codec]
-            encode, decode = classic.encode, classic.decode
         start = time.perf_counter()
         data = encode(reference, quality)
         encode_s = time.perf_counter() - start
