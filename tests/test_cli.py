@@ -110,3 +110,17 @@ def test_wrong_model_is_refused(image: Path, tiny_weights: Path, tmp_path: Path,
 def test_console_script_runs_and_lists_models() -> None:
     result = subprocess.run([sys.executable, "-m", "dcae.cli", "models"], capture_output=True, text=True)
     assert result.returncode == 0 and "default" in result.stdout
+
+
+def test_target_size_flag(tmp_path: Path, capsys) -> None:
+    from conftest import KODAK
+
+    out = tmp_path / "k.dcae"
+    source = tmp_path / "crop.png"
+    Image.open(KODAK / "kodim05.png").crop((0, 0, 320, 256)).save(source)
+    assert main(["compress", str(source), "-o", str(out), "--target-size", "6k"]) == 0
+    assert 0.97 * 6000 <= out.stat().st_size <= 6000 or "quality 5.000" in capsys.readouterr().out
+    assert main(["compress", str(source), "-o", str(out), "--force", "--target-size", "12"]) == 1
+    assert "cannot reach" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compress", str(source), "--target-size", "lots"])

@@ -199,3 +199,29 @@ def test_tiled_transforms_agree_with_whole_image() -> None:
     assert abs(psnr(array, whole.decompress(data_whole)) - psnr(array, tiled.decompress(data_tiled))) < 0.01
     with pytest.raises(ValueError, match="multiple of 64"):
         load_codec("default", tile=100)
+
+
+def test_rate_control_lands_at_or_just_below_the_target() -> None:
+    from conftest import KODAK
+
+    from dcae.codec import QualityError
+    from dcae.imageio import load_image
+
+    codec = load_codec("default")
+    array, _ = load_image(KODAK / "kodim05.png")
+    crop = array[:256, :384]
+    low, high = len(codec.compress(crop, quality=0.0)), len(codec.compress(crop, quality=5.0))
+    for fraction in (0.3, 0.7):
+        target = int(low + fraction * (high - low))
+        data = codec.compress(crop, target_size=target)
+        assert 0.97 * target <= len(data) <= target
+    bpp_target = 8 * (low + high) / 2 / crop.shape[0] / crop.shape[1]
+    data = codec.compress(crop, target_bpp=bpp_target)
+    assert 0.97 * bpp_target <= 8 * len(data) / crop.shape[0] / crop.shape[1] <= bpp_target
+    assert codec.compress(crop, target_size=10 * high) == codec.compress(crop, quality=5.0)
+    with pytest.raises(QualityError, match="cannot reach"):
+        codec.compress(crop, target_size=low // 2)
+    with pytest.raises(QualityError, match="only one"):
+        codec.compress(crop, quality=1.0, target_bpp=0.5)
+    with pytest.raises(QualityError, match="single rate"):
+        Codec(random_model("tiny")).compress(crop, target_size=1000)

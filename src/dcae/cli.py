@@ -88,7 +88,10 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="images (PNG, JPEG, WebP, TIFF, BMP)")
     p.add_argument("-o", "--output", help="output file (one input) or folder")
     p.add_argument("--model", default="default", help="zoo name or weights file (default: %(default)s)")
-    p.add_argument("--quality", type=float, help="rate point; higher is better quality and larger files")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=float, help="rate point; higher is better quality and larger files")
+    rate.add_argument("--target-bpp", type=float, help="largest bits per pixel of the file (quality by bisection)")
+    rate.add_argument("--target-size", type=_parse_size, help="largest file size, e.g. 20000, 20k or 1.5M bytes")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(handler=_run_compress)
@@ -121,6 +124,19 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_roundtrip)
 
 
+def _parse_size(text: str) -> int:
+    """Bytes from '20000', '20k' (x1000) or '1.5M' (x10^6)."""
+    factors = {"k": 1_000, "m": 1_000_000}
+    try:
+        factor = factors.get(text[-1:].lower(), 1)
+        value = float(text[:-1] if factor > 1 else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 20000, 20k or 1.5M)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return int(value * factor)
+
+
 def _codec_for(model: str, device: str):
     from .codec import load_codec
 
@@ -135,15 +151,18 @@ def _run_compress(args: argparse.Namespace) -> int:
     codec = _codec_for(args.model, args.device)
 
     def work(path: Path) -> str:
+        from . import bitstream
         from .imageio import load_image
 
         array, _ = load_image(path)
         start = time.perf_counter()
-        data = codec.compress(path, quality=args.quality)
+        data = codec.compress(path, quality=args.quality, target_bpp=args.target_bpp, target_size=args.target_size)
         seconds = time.perf_counter() - start
         _write_atomically(outputs[path], data, args.force)
         bpp = 8 * len(data) / (array.shape[0] * array.shape[1])
-        return f"{path} -> {outputs[path]}: {len(data)} bytes, {bpp:.4f} bpp, {seconds:.2f} s"
+        quality = bitstream.unpack(data)[0].quality
+        setting = f", quality {quality:.3f}" if quality is not None else ""
+        return f"{path} -> {outputs[path]}: {len(data)} bytes, {bpp:.4f} bpp{setting}, {seconds:.2f} s"
 
     return _for_each(inputs, work, "compress")
 

@@ -152,14 +152,26 @@ class Codec:
     @torch.inference_mode()
     def encode_latents(self, x: torch.Tensor, quality: "float | None") -> CodedLatents:
         """Entropy-code a padded (B, 3, H, W) batch; returns payloads and the quantised y."""
+        return self._encode_features(self._features(x.to(self.device, torch.float32)), quality)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """g_a of a padded batch (before any gain), tiled when large."""
+        tile = self._tile_for(*x.shape[-2:])
+        if not tile:
+            return self.model.g_a(x)
+        return run_tiled(self.model.g_a, x, tile, self.halo, Fraction(1, 16))
+
+    @torch.inference_mode()
+    def _encode_features(self, features: torch.Tensor, quality: "float | None") -> CodedLatents:
         model = self.model
-        x = x.to(self.device, torch.float32)
-        y = self._analysis(x, quality)
+        y = features
+        if model.gain_units is not None:
+            y = y * model.gain_units.gain(quality).to(y.device, y.dtype)
         z = model.h_a(y)
         medians = self._medians.to(z.dtype)
         z_symbols = torch.round(z - medians)
         hyper = model.hyper_features(z_symbols + medians)
-        encoders = [SymbolEncoder(self._models) for _ in range(x.shape[0])]
+        encoders = [SymbolEncoder(self._models) for _ in range(y.shape[0])]
         z_cpu = z_symbols.long().cpu().numpy()
         for b, encoder in enumerate(encoders):
             for c, table in enumerate(self._z_tables):
@@ -233,9 +245,82 @@ class Codec:
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255)
         return batch, list(modes), arrays[0].shape[:2]
 
-    def compress(self, image: ImageLike, quality: "float | None" = None) -> bytes:
-        """Compress one image (path, PIL image or array) to the bytes of a ``.dcae`` file."""
-        return self.compress_batch([image], quality)[0]
+    def compress(
+        self,
+        image: ImageLike,
+        quality: "float | None" = None,
+        target_bpp: "float | None" = None,
+        target_size: "int | None" = None,
+    ) -> bytes:
+        """Compress one image (path, PIL image or array) to the bytes of a ``.dcae`` file.
+
+        Give at most one of ``quality``, ``target_bpp`` (bits per pixel of the whole file) or
+        ``target_size`` (bytes of the whole file). With a target, the quality is found by
+        bisection so the file lands at or below the target, within 3% of it where the model's
+        range allows; a target below the smallest file the model can write raises
+        :class:`QualityError`.
+        """
+        given = [v is not None for v in (quality, target_bpp, target_size)]
+        if sum(given) > 1:
+            raise QualityError("give only one of quality, target_bpp and target_size")
+        if target_bpp is None and target_size is None:
+            return self.compress_batch([image], quality)[0]
+        array, mode = load_image(image)
+        height, width = array.shape[:2]
+        if target_bpp is not None:
+            if not target_bpp > 0:
+                raise QualityError(f"target bpp must be positive, got {target_bpp}")
+            target_size = int(target_bpp * height * width / 8)
+        return self._compress_to_size(array, mode, int(target_size))
+
+    def _compress_to_size(self, array: np.ndarray, mode: ColourMode, max_bytes: int) -> bytes:
+        if not self.variable_rate:
+            raise QualityError("rate control needs a variable-rate model (this one has a single rate)")
+        low, high = self.quality_range
+        x = torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float().div(255)
+        height, width = array.shape[:2]
+        bitstream._check_size(width, height)
+        with torch.inference_mode():
+            features = self._features(pad_image(x, self.model.stride, self.pad_mode).to(self.device))
+
+        def file_at(q: float) -> bytes:
+            q = float(np.float32(q))
+            payload = self._encode_features(features, q).payloads[0]
+            return self._pack(payload, width, height, q, mode)
+
+        smallest = file_at(low)
+        if len(smallest) > max_bytes:
+            raise QualityError(
+                f"cannot reach {max_bytes} bytes: the lowest quality already needs {len(smallest)} bytes"
+            )
+        largest = file_at(high)
+        if len(largest) <= max_bytes:
+            return largest
+        best = smallest
+        for _ in range(24):
+            if len(best) >= 0.97 * max_bytes:
+                break
+            middle = (low + high) / 2
+            candidate = file_at(middle)
+            if len(candidate) <= max_bytes:
+                low, best = middle, candidate
+            else:
+                high = middle
+        return best
+
+    def _pack(self, payload: bytes, width: int, height: int, quality: "float | None", mode: ColourMode) -> bytes:
+        header = Header(
+            width=width,
+            height=height,
+            architecture=ARCHITECTURE,
+            digest=self.digest,
+            quality=quality,
+            scale_table_size=self.scale_table_size,
+            num_slices=self.model.config.num_slices,
+            colour_mode=mode,
+            pad_mode=self.pad_mode,
+        )
+        return bitstream.pack(header, payload)
 
     def compress_batch(self, images: Sequence[ImageLike], quality: "float | None" = None) -> list[bytes]:
         """Compress images of one size together (one network pass); one file per image."""
@@ -304,15 +389,6 @@ class Codec:
         if self.tile is None:
             return DEFAULT_TILE if height * width > AUTO_TILE_PIXELS else 0
         return self.tile if self.tile and (height > self.tile or width > self.tile) else 0
-
-    def _analysis(self, x: torch.Tensor, quality: "float | None") -> torch.Tensor:
-        tile = self._tile_for(*x.shape[-2:])
-        if not tile:
-            return self.model.analysis(x, quality)
-        y = run_tiled(self.model.g_a, x, tile, self.halo, Fraction(1, 16))
-        if self.model.gain_units is not None:
-            y = y * self.model.gain_units.gain(quality).to(y.device, y.dtype)
-        return y
 
     @torch.inference_mode()
     def reconstruct(self, y_hat: torch.Tensor, quality: "float | None") -> torch.Tensor:
