@@ -225,3 +225,15 @@ def test_rate_control_lands_at_or_just_below_the_target() -> None:
         codec.compress(crop, quality=1.0, target_bpp=0.5)
     with pytest.raises(QualityError, match="single rate"):
         Codec(random_model("tiny")).compress(crop, target_size=1000)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_codec_round_trip_decodes_on_cpu_too() -> None:
+    model = random_model(TINY_VR)
+    gpu = Codec(model, device="cuda")
+    image = random_image(80, 96)
+    data = gpu.compress(image, quality=1.0)
+    assert gpu.decompress(data).shape == (80, 96, 3)
+    cpu = Codec(random_model(TINY_VR), device="cpu")
+    assert cpu.digest == gpu.digest

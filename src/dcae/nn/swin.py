@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ChannelScale, ConvGLU
+from .blocks import ChannelScale, ConvGLU, attention
 
 
 def _relative_position_index(window: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +38,7 @@ def _window_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.
     """Attention over (B, rows, cols, heads, N, hd) windows with a (1, heads, N, N) additive mask."""
     lead = q.shape[:3]
     flat = (-1, *q.shape[3:])
-    out = F.scaled_dot_product_attention(q.reshape(flat), k.reshape(flat), v.reshape(flat), attn_mask=mask)
+    out = attention(q.reshape(flat), k.reshape(flat), v.reshape(flat), mask)
     return out.reshape(*lead, *out.shape[1:])
 
 
