@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"model {args.model}, {args.threads} threads, median of {args.runs} runs, quality {args.quality}, "
-        f"tile {args.tile or 'off'}\n"
+        f"tile {args.tile or 'auto'}\n"
     )
     print("| size | encode (s) | decode (s) | encode peak (MB) | decode peak (MB) | bpp |")
     print("| --- | --- | --- | --- | --- | --- |")

@@ -191,3 +191,13 @@ def test_ddp_two_cpu_processes_end_identical(image_folder: Path, tmp_path: Path)
     meta = json.loads((out / "latest.json").read_text())
     assert meta["world_size"] == 2 and meta["step"] == 4
     assert len(meta["rank_digests"]) == 2 and len(set(meta["rank_digests"])) == 1
+
+
+def test_time_limit_stops_with_a_checkpoint(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    trainer = Trainer(_config(image_folder, tmp_path / "t", steps=10_000, time_limit_minutes=0.05, val_every=10_000))
+    trainer.run()
+    meta = json.loads((tmp_path / "t" / "latest.json").read_text())
+    assert 0 < meta["step"] < 10_000

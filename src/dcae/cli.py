@@ -330,11 +330,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-milestones", type=int, nargs="*")
+    p.add_argument("--lr-gamma", type=float, help="learning-rate factor at each milestone")
     p.add_argument("--clip", type=float)
     p.add_argument("--aux-lr", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="output folder for checkpoints and logs")
     p.add_argument("--checkpoint-minutes", type=float)
+    p.add_argument("--time-limit-minutes", type=float, help="stop with a checkpoint after this long")
     p.add_argument("--log-every", type=int)
     p.add_argument("--device")
     p.add_argument("--amp", choices=["auto", "bf16", "off"])
@@ -346,38 +348,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .training import Trainer, load_train_config
+    from dataclasses import fields
 
-    keys = [
-        "model",
-        "init_from",
-        "lambdas",
-        "distortion",
-        "lambda_sampling",
-        "rate_proxy",
-        "train_data",
-        "val_data",
-        "val_every",
-        "val_images",
-        "patch",
-        "batch_size",
-        "downscale",
-        "workers",
-        "steps",
-        "lr",
-        "lr_milestones",
-        "clip",
-        "aux_lr",
-        "seed",
-        "out",
-        "checkpoint_minutes",
-        "log_every",
-        "device",
-        "amp",
-        "compile",
-        "channels_last",
-        "threads",
-    ]
+    from .training import TrainConfig, Trainer, load_train_config
+
+    # Every TrainConfig field that has a flag; flags left out (None) keep the file's value.
+    keys = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
     overrides = {k: getattr(args, k) for k in keys}
     for key in ("lambdas", "downscale", "lr_milestones"):
         if overrides[key] is not None:

@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/default"
     checkpoint_minutes: float = 5.0
+    time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this long; 0: no limit
     log_every: int = 50
     device: str = "auto"
     amp: str = "auto"  # "auto" (bf16 on CUDA), "bf16" or "off"
@@ -79,6 +80,8 @@ class TrainConfig:
             problems.append("downscale must be [low, high] with 0 < low <= high <= 1")
         if self.lr <= 0 or self.aux_lr <= 0:
             problems.append("learning rates must be positive")
+        if self.time_limit_minutes < 0:
+            problems.append("time_limit_minutes must be >= 0 (0: no limit)")
         if self.clip < 0:
             problems.append("clip must be >= 0 (0 disables clipping)")
         if self.amp not in ("auto", "bf16", "off"):

@@ -223,7 +223,12 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.is_main, dynamic_ncols=True, desc="train")
         loader = iter(self._loader())
         started, seen_at_start = time.monotonic(), self.step
+        deadline = time.monotonic() + cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
         while self.step < cfg.steps:
+            if self._out_of_time(deadline):
+                self.save_checkpoint(self._last_metrics)
+                tqdm.write(f"time limit reached at step {self.step}; checkpoint written")
+                break
             metrics = self.train_step(next(loader))
             if not math.isfinite(metrics["loss"]):
                 raise FloatingPointError(f"loss became {metrics['loss']} at step {self.step}")
@@ -259,6 +264,13 @@ class Trainer:
             raise RuntimeError(f"distributed ranks diverged: weight digests {digests}")
         self.save_checkpoint(self._last_metrics)
         dist.barrier()
+
+    def _out_of_time(self, deadline: float) -> bool:
+        """Whether the time limit has passed; under DDP every rank follows rank 0's clock."""
+        late = torch.tensor([float(time.monotonic() > deadline)], device=self.device)
+        if self.world > 1:
+            dist.broadcast(late, src=0)
+        return bool(late.item())
 
     def validate(self) -> dict[str, Any]:
         """Rate and distortion per rate point on the validation images (rank 0 only)."""
