@@ -71,6 +71,21 @@ def bd_table(
     return rows
 
 
+def agreement_table(curves: dict[str, dict[str, Any]], anchors: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """BD-rate (PSNR) of each measured codec against an anchor file named ``measured-<codec>``.
+
+    Values near zero show that this machine's measurement agrees with the earlier one.
+    """
+    rows = []
+    for data in curves.values():
+        anchor = anchors.get(f"measured-{data['name']}")
+        if anchor is None:
+            continue
+        r, a = data["results"], anchor["results"]
+        rows.append({"codec": data["name"], "bd_rate_psnr": bd_rate(a["bpp"], a["psnr-rgb"], r["bpp"], r["psnr-rgb"])})
+    return rows
+
+
 def _fmt(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:+.1f}%"
 
@@ -193,6 +208,11 @@ def write_report(
     references.update({f"{name} (anchor)": data for name, data in anchors.items()})
     rows = bd_table(curves[test_key], references, bpp_range)
     markdown = table_markdown(results[test_key].name, rows, bpp_range)
+    agreement = agreement_table(curves, anchors)
+    if agreement:
+        markdown += "\nAgreement of this run's classic codecs with the earlier measurements (BD-rate, PSNR):\n\n"
+        markdown += "| codec | vs measured-<codec> |\n| --- | --- |\n"
+        markdown += "".join(f"| {a['codec']} | {_fmt(a['bd_rate_psnr'])} |\n" for a in agreement)
     (out / "bd_table.md").write_text(markdown)
     (out / "bd_table.json").write_text(json.dumps(rows, indent=2, default=_json_default))
     all_curves = dict(curves)
@@ -200,7 +220,7 @@ def write_report(
     rd_plot(all_curves, set(curves), out / "rd.png")
     images = sorted(results[test_key].per_image)
     tiles = matched_crops(dataset / images[0], results, model) if images else []
-    (out / "report.html").write_text(_html(results, rows, markdown, out / "rd.png", tiles, dataset, bpp_range))
+    (out / "report.html").write_text(_html(results, rows, agreement, out / "rd.png", tiles, dataset, bpp_range))
     written.update(table=out / "bd_table.md", plot=out / "rd.png", report=out / "report.html")
     return written
 
@@ -211,7 +231,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _html(results, rows, markdown, plot: Path, tiles, dataset: Path, bpp_range) -> str:
+def _html(results, rows, agreement, plot: Path, tiles, dataset: Path, bpp_range) -> str:
     esc = html.escape
     span = f" over {bpp_range[0]}-{bpp_range[1]} bpp" if bpp_range else ""
     table = "".join(
@@ -230,6 +250,14 @@ def _html(results, rows, markdown, plot: Path, tiles, dataset: Path, bpp_range) 
         for t in tiles
     )
     plot_b64 = base64.b64encode(plot.read_bytes()).decode("ascii")
+    consistency = ""
+    if agreement:
+        cells = "".join(f"<tr><td>{esc(a['codec'])}</td><td>{_fmt(a['bd_rate_psnr'])}</td></tr>" for a in agreement)
+        consistency = (
+            "<h2>Agreement with earlier measurements</h2><p>BD-rate (PSNR) of each classic codec measured here "
+            "against the anchor file <code>measured-&lt;codec&gt;</code>; near zero means agreement.</p>"
+            f"<table><tr><th>codec</th><th>BD-rate</th></tr>{cells}</table>"
+        )
     # BD-rate with NaN values are printed "n/a"; JSON files hold null for them.
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>dcae evaluation: {esc(dataset.name)}</title>
@@ -242,6 +270,7 @@ figure{{display:inline-block;margin:6px;text-align:center}}img{{max-width:100%}}
 <p>Negative values: fewer bits for the same quality. Bjontegaard delta with a PCHIP fit of log-rate against
 quality, over the quality interval both curves cover; MS-SSIM in dB (-10 log10(1-MS-SSIM)).</p>
 <table><tr><th>anchor</th><th>BD-rate (PSNR)</th><th>BD-rate (MS-SSIM dB)</th></tr>{table}</table>
+{consistency}
 <h2>Rate-distortion curves</h2><img src="data:image/png;base64,{plot_b64}">
 <h2>Matched-rate crops</h2><p>Centre crops of one image, each codec at the quality whose rate is nearest
 dcae's middle rate point.</p>{figures}
