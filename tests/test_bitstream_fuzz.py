@@ -67,3 +67,11 @@ def test_byte_overwrites(changes: list[tuple[int, int]]) -> None:
 def test_valid_file_still_decodes() -> None:
     assert CODEC.decompress(VALID).shape == (40, 40, 3)
     assert isinstance(np.asarray(CODEC.decompress(VALID)), np.ndarray)
+
+
+@FUZZ
+@given(st.binary(max_size=64).map(lambda b: b + b"\x00" * (-len(b) % 4)))
+def test_crc_valid_files_with_arbitrary_payloads(payload: bytes) -> None:
+    """A crafted file passes the CRC; the payload must still only ever give a FormatError."""
+    header, _ = bitstream.unpack(VALID)
+    _decode_or_format_error(bitstream.pack(header, payload))

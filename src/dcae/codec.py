@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import bitstream
 from .bitstream import ColourMode, FormatError, Header, PadMode
-from .entropy.coder import ModelCache, SymbolDecoder, SymbolEncoder
+from .entropy.coder import CodingError, ModelCache, SymbolDecoder, SymbolEncoder
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE, GaussianTables, tabulate_factorized
 from .imageio import ImageLike, load_image, to_pil
 from .model import DCAE
@@ -379,9 +379,12 @@ class Codec:
             ):
                 raise ValueError("batched decoding needs files of one size, quality and coder setting")
         padded = (math.ceil(first.height / 64) * 64, math.ceil(first.width / 64) * 64)
-        y_hat = self.decode_latents(
-            [p for _, p in parsed], padded, first.quality, first.scale_table_size, preview_slices
-        )
+        try:
+            y_hat = self.decode_latents(
+                [p for _, p in parsed], padded, first.quality, first.scale_table_size, preview_slices
+            )
+        except CodingError as error:
+            raise FormatError(str(error)) from None
         return to_uint8(self.reconstruct(y_hat, first.quality)[..., : first.height, : first.width])
 
     def _tile_for(self, height: int, width: int) -> int:

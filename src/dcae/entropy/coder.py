@@ -90,14 +90,20 @@ class SymbolDecoder:
         if len(data) % 4:
             raise CodingError("entropy-coded payload length is not a multiple of 4 bytes")
         words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-        self._coder = AnsCoder(words)
+        try:
+            self._coder = AnsCoder(words)
+        except (ValueError, RuntimeError) as error:
+            raise CodingError(f"corrupt entropy-coded payload: {error}") from None
         self._models = models or ModelCache()
 
     def take(self, count: int, table: CategoricalTable) -> np.ndarray:
         """Decode ``count`` values (int64) coded with ``table``."""
         if count == 0:
             return np.zeros(0, dtype=np.int64)
-        symbols = self._coder.decode(self._models.get(table), count).astype(np.int64)
+        try:
+            symbols = self._coder.decode(self._models.get(table), count).astype(np.int64)
+        except (ValueError, RuntimeError) as error:
+            raise CodingError(f"corrupt entropy-coded payload: {error}") from None
         escape_symbol = len(table.probs) - 1
         values = symbols + table.low
         for position in np.flatnonzero(symbols == escape_symbol):
