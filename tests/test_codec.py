@@ -237,3 +237,8 @@ def test_cuda_codec_round_trip_decodes_on_cpu_too() -> None:
     assert gpu.decompress(data).shape == (80, 96, 3)
     cpu = Codec(random_model(TINY_VR), device="cpu")
     assert cpu.digest == gpu.digest
+
+
+def test_codec_keeps_its_name() -> None:
+    assert load_codec("default").name == "default"
+    assert Codec(random_model("tiny"), name="mine").name == "mine"

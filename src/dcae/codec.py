@@ -97,9 +97,9 @@ class Codec:
         tile: "int | None" = None,
         halo: int = DEFAULT_HALO,
     ) -> None:
-        for name, value in (("tile", tile or 0), ("halo", halo)):
+        for option, value in (("tile", tile or 0), ("halo", halo)):
             if value < 0 or value % 64:
-                raise ValueError(f"{name} must be a non-negative multiple of 64, got {value}")
+                raise ValueError(f"{option} must be a non-negative multiple of 64, got {value}")
         self.tile = tile
         self.halo = halo
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
