@@ -124,3 +124,31 @@ def test_target_size_flag(tmp_path: Path, capsys) -> None:
     assert "cannot reach" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["compress", str(source), "--target-size", "lots"])
+
+
+def test_preview_info_text_and_roundtrip(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    coded = tmp_path / "p.dcae"
+    assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
+    preview = tmp_path / "preview.png"
+    assert main(["decompress", str(coded), "-o", str(preview), "--model", str(tiny_weights), "--preview", "1"]) == 0
+    assert Image.open(preview).size == (80, 48)
+    assert main(["decompress", str(coded), "--model", str(tiny_weights), "--preview", "-1"]) == 1
+    capsys.readouterr()
+    assert main(["info", str(coded)]) == 0
+    text = capsys.readouterr().out
+    assert "header_bytes" in text and "44" in text
+    saved = tmp_path / "round.png"
+    argv = ["roundtrip", str(image), "--model", str(tiny_weights), "--quality", "2", "--save", str(saved)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "bpp" in out and "PSNR" in out and "encode" in out and saved.exists()
+
+
+def test_eval_argument_errors(tmp_path: Path, capsys) -> None:
+    assert main(["eval", str(tmp_path / "none"), "--model", "none", "--out", str(tmp_path / "o")]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--model", "none", "--codecs", "gif", "--out", str(tmp_path / "o")]) == 1
+    assert "unknown codecs gif" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--model", "none", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("dcae: error:")

@@ -381,8 +381,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .evaluation.classic import CLASSIC_CODECS
     from .evaluation.report import load_anchor_files, write_report
     from .evaluation.runner import evaluate
+    from .training.data import find_images
 
     dataset = Path(args.dataset)
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
@@ -391,6 +393,10 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise UserError(f"anchor folder not found: {args.anchors}")
     if args.jobs < 1:
         raise UserError("--jobs must be >= 1")
+    unknown = [c for c in codecs if c not in CLASSIC_CODECS]
+    if unknown:
+        raise UserError(f"unknown codecs {', '.join(unknown)}; choose from {', '.join(CLASSIC_CODECS)}")
+    find_images(dataset)  # a missing or empty folder is reported before any work starts
     bar = tqdm(total=0, desc="eval", unit="image-codec", file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
