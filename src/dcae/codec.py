@@ -328,21 +328,7 @@ class Codec:
         batch, modes, (height, width) = self._prepare(images)
         bitstream._check_size(width, height)
         coded = self.encode_latents(pad_image(batch, self.model.stride, self.pad_mode), quality)
-        files = []
-        for payload, mode in zip(coded.payloads, modes):
-            header = Header(
-                width=width,
-                height=height,
-                architecture=ARCHITECTURE,
-                digest=self.digest,
-                quality=quality,
-                scale_table_size=self.scale_table_size,
-                num_slices=self.model.config.num_slices,
-                colour_mode=mode,
-                pad_mode=self.pad_mode,
-            )
-            files.append(bitstream.pack(header, payload))
-        return files
+        return [self._pack(payload, width, height, quality, mode) for payload, mode in zip(coded.payloads, modes)]
 
     def read_header(self, data: bytes) -> tuple[Header, bytes]:
         """Parse ``data`` and check it was written by this codec's model."""

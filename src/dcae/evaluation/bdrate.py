@@ -34,6 +34,17 @@ def _integral(x: np.ndarray, y: np.ndarray, low: float, high: float, method: str
     raise ValueError(f"unknown BD fit {method!r}; use 'pchip' or 'polynomial'")
 
 
+def _mean_gap(x_anchor, y_anchor, x_test, y_test, method: str) -> float:
+    """Mean of y_test - y_anchor over the x interval both curves cover (NaN if there is none)."""
+    if len(x_anchor) < 2 or len(x_test) < 2:
+        return math.nan
+    low, high = max(x_anchor.min(), x_test.min()), min(x_anchor.max(), x_test.max())
+    if not high > low:
+        return math.nan
+    gap = _integral(x_test, y_test, low, high, method) - _integral(x_anchor, y_anchor, low, high, method)
+    return gap / (high - low)
+
+
 def bd_rate(
     rate_anchor: Sequence[float],
     quality_anchor: Sequence[float],
@@ -48,13 +59,8 @@ def bd_rate(
     """
     log_ra, qa = _prepare(rate_anchor, quality_anchor)
     log_rt, qt = _prepare(rate_test, quality_test)
-    if len(qa) < 2 or len(qt) < 2:
-        return math.nan
-    low, high = max(qa.min(), qt.min()), min(qa.max(), qt.max())
-    if not high > low:
-        return math.nan
-    delta = (_integral(qt, log_rt, low, high, method) - _integral(qa, log_ra, low, high, method)) / (high - low)
-    return 100.0 * (math.exp(delta) - 1.0)
+    delta = _mean_gap(qa, log_ra, qt, log_rt, method)
+    return math.nan if math.isnan(delta) else 100.0 * (math.exp(delta) - 1.0)
 
 
 def bd_psnr(
@@ -67,12 +73,6 @@ def bd_psnr(
     """Average quality difference (test minus anchor) at equal rate, over the shared log-rate interval."""
     log_ra, qa = _prepare(rate_anchor, quality_anchor)
     log_rt, qt = _prepare(rate_test, quality_test)
-    if len(qa) < 2 or len(qt) < 2:
-        return math.nan
-    # Swap roles: quality as a function of log-rate (sorted by rate).
+    # Quality as a function of log-rate: sort each curve by rate.
     a, b = np.argsort(log_ra), np.argsort(log_rt)
-    xa, ya, xt, yt = log_ra[a], qa[a], log_rt[b], qt[b]
-    low, high = max(xa.min(), xt.min()), min(xa.max(), xt.max())
-    if not high > low:
-        return math.nan
-    return (_integral(xt, yt, low, high, method) - _integral(xa, ya, low, high, method)) / (high - low)
+    return _mean_gap(log_ra[a], qa[a], log_rt[b], qt[b], method)
