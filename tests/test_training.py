@@ -201,3 +201,43 @@ def test_time_limit_stops_with_a_checkpoint(image_folder: Path, tmp_path: Path) 
     trainer.run()
     meta = json.loads((tmp_path / "t" / "latest.json").read_text())
     assert 0 < meta["step"] < 10_000
+
+
+def _logged_lrs(run: Path) -> dict[int, float]:
+    rows = (run / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    return {int(r.split(",")[0]): float(r.split(",")[header.index("lr")]) for r in rows[1:]}
+
+
+def test_resumed_run_follows_the_new_schedule(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    run = tmp_path / "sched"
+    Trainer(_config(image_folder, run, steps=3, lr_milestones=[100], lr_gamma=0.1)).run()
+    Trainer(_config(image_folder, run, steps=6, lr_milestones=[4], lr_gamma=0.5), resume=True).run()
+    lrs = _logged_lrs(run)
+    assert lrs[3] == pytest.approx(1e-3) and lrs[6] == pytest.approx(5e-4)
+
+
+def test_a_signal_stops_training_with_a_checkpoint(image_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    import signal
+    import warnings
+
+    warnings.simplefilter("ignore")
+    trainer = Trainer(_config(image_folder, tmp_path / "sig", steps=1_000, val_every=1_000))
+    real_step = trainer.train_step
+
+    def step_then_signal(batch):
+        result = real_step(batch)
+        if trainer.step == 4:
+            signal.raise_signal(signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(trainer, "train_step", step_then_signal)
+    trainer.run()
+    assert json.loads((tmp_path / "sig" / "latest.json").read_text())["step"] == 4
+    assert (tmp_path / "sig" / "latest.state.pt").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed afterwards
+    resumed = Trainer(_config(image_folder, tmp_path / "sig", steps=6, val_every=1_000), resume=True)
+    assert resumed.step == 4

@@ -7,10 +7,13 @@ import csv
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +149,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        # The config's milestones win over the saved ones, so a resumed run can change its schedule.
+        # The config's schedule (milestones and factor) wins over the saved one, so a resumed run
+        # can change it; the current learning rate itself continues from the optimiser state.
         self.scheduler.milestones = Counter(self.cfg.lr_milestones)
+        self.scheduler.gamma = self.cfg.lr_gamma
         self.step = int(state["step"])
         self.best = float(state["best"])
         if getattr(self, "_resumed_step", self.step) != self.step:
@@ -224,36 +229,64 @@ class Trainer:
         loader = iter(self._loader())
         started, seen_at_start = time.monotonic(), self.step
         deadline = time.monotonic() + cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
-        while self.step < cfg.steps:
-            if self._out_of_time(deadline):
-                self.save_checkpoint(self._last_metrics)
-                tqdm.write(f"time limit reached at step {self.step}; checkpoint written")
-                break
-            metrics = self.train_step(next(loader))
-            if not math.isfinite(metrics["loss"]):
-                raise FloatingPointError(f"loss became {metrics['loss']} at step {self.step}")
-            bar.update(1)
-            if self.is_main and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
-                rate = (self.step - seen_at_start) / max(time.monotonic() - started, 1e-9)
-                bar.set_postfix(
-                    loss=f"{metrics['loss']:.3f}",
-                    bpp=f"{metrics['bpp']:.3f}",
-                    psnr=f"{metrics['psnr']:.2f}",
-                    lr=f"{metrics['lr']:.1e}",
-                )
-                self._log("log.csv", {"step": self.step, **metrics, "steps_per_s": rate, "time": time.time()})
-            validate_now = self.val_images and (self.step % cfg.val_every == 0 or self.step == cfg.steps)
-            if validate_now:
-                last_val = self.validate()
-                self._last_metrics = last_val
-            due = time.monotonic() - last_checkpoint > cfg.checkpoint_minutes * 60
-            if validate_now or due or self.step == cfg.steps:
-                self.save_checkpoint(last_val if validate_now else None)
-                last_checkpoint = time.monotonic()
+        with self._stop_on_signals():
+            while self.step < cfg.steps:
+                reason = self._stop_reason(deadline)
+                if reason:
+                    self.save_checkpoint(self._last_metrics)
+                    tqdm.write(f"{reason} at step {self.step}; checkpoint written")
+                    break
+                metrics = self.train_step(next(loader))
+                if not math.isfinite(metrics["loss"]):
+                    raise FloatingPointError(f"loss became {metrics['loss']} at step {self.step}")
+                bar.update(1)
+                if self.is_main and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
+                    rate = (self.step - seen_at_start) / max(time.monotonic() - started, 1e-9)
+                    bar.set_postfix(
+                        loss=f"{metrics['loss']:.3f}",
+                        bpp=f"{metrics['bpp']:.3f}",
+                        psnr=f"{metrics['psnr']:.2f}",
+                        lr=f"{metrics['lr']:.1e}",
+                    )
+                    self._log("log.csv", {"step": self.step, **metrics, "steps_per_s": rate, "time": time.time()})
+                validate_now = self.val_images and (self.step % cfg.val_every == 0 or self.step == cfg.steps)
+                if validate_now:
+                    last_val = self.validate()
+                    self._last_metrics = last_val
+                due = time.monotonic() - last_checkpoint > cfg.checkpoint_minutes * 60
+                if validate_now or due or self.step == cfg.steps:
+                    self.save_checkpoint(last_val if validate_now else None)
+                    last_checkpoint = time.monotonic()
         bar.close()
         if self.world > 1:
             self._check_ranks_agree()
         return last_val
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """While training, SIGINT and SIGTERM end the run at the next step with a checkpoint.
+
+        A killed session or a Ctrl-C then loses at most one step instead of everything since the
+        last periodic checkpoint. The handlers are removed at the first signal, so a second one
+        still stops a run that hangs.
+        """
+        self._stop_signal: "int | None" = None
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        caught = (signal.SIGINT, signal.SIGTERM)
+
+        def request_stop(signum: int, _frame: Any) -> None:
+            self._stop_signal = signum
+            for number in caught:
+                signal.signal(number, previous[number])
+
+        previous = {number: signal.signal(number, request_stop) for number in caught}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     def _check_ranks_agree(self) -> None:
         """All ranks must hold identical weights after DDP training; record and verify that."""
@@ -265,12 +298,17 @@ class Trainer:
         self.save_checkpoint(self._last_metrics)
         dist.barrier()
 
-    def _out_of_time(self, deadline: float) -> bool:
-        """Whether the time limit has passed; under DDP every rank follows rank 0's clock."""
-        late = torch.tensor([float(time.monotonic() > deadline)], device=self.device)
+    def _stop_reason(self, deadline: float) -> str:
+        """Why the run must stop now ("" to go on); under DDP every rank follows rank 0."""
+        code = 0.0
+        if self._stop_signal is not None:
+            code = 2.0
+        elif time.monotonic() > deadline:
+            code = 1.0
+        decision = torch.tensor([code], device=self.device)
         if self.world > 1:
-            dist.broadcast(late, src=0)
-        return bool(late.item())
+            dist.broadcast(decision, src=0)
+        return {0: "", 1: "time limit reached", 2: "stopped by a signal"}[int(decision.item())]
 
     def validate(self) -> dict[str, Any]:
         """Rate and distortion per rate point on the validation images (rank 0 only)."""
