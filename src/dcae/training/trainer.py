@@ -300,15 +300,12 @@ class Trainer:
 
     def _stop_reason(self, deadline: float) -> str:
         """Why the run must stop now ("" to go on); under DDP every rank follows rank 0."""
-        code = 0.0
-        if self._stop_signal is not None:
-            code = 2.0
-        elif time.monotonic() > deadline:
-            code = 1.0
+        reasons = ("", "time limit reached", "stopped by a signal")
+        code = 2 if self._stop_signal is not None else int(time.monotonic() > deadline)
         decision = torch.tensor([code], device=self.device)
         if self.world > 1:
             dist.broadcast(decision, src=0)
-        return {0: "", 1: "time limit reached", 2: "stopped by a signal"}[int(decision.item())]
+        return reasons[int(decision.item())]
 
     def validate(self) -> dict[str, Any]:
         """Rate and distortion per rate point on the validation images (rank 0 only)."""
