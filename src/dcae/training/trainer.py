@@ -116,6 +116,10 @@ class Trainer:
         self.device = torch.device(wanted)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+            # float32 products on TensorFloat-32 units: a ~1e-3 relative error, far below the
+            # quantisation noise the model trains with, for several times the throughput.
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         use_amp = self.cfg.amp == "bf16" or (self.cfg.amp == "auto" and self.device.type == "cuda")
