@@ -220,6 +220,33 @@ def test_resumed_run_follows_the_new_schedule(image_folder: Path, tmp_path: Path
     assert lrs[3] == pytest.approx(1e-3) and lrs[6] == pytest.approx(5e-4)
 
 
+def test_a_signal_to_the_whole_process_group_stops_training_cleanly(image_folder: Path, tmp_path: Path) -> None:
+    """Ctrl-C and ``pkill -f`` reach the DataLoader workers too; the run must still end cleanly."""
+    import signal
+    import time
+
+    out = tmp_path / "group"
+    command = [sys.executable, "-m", "dcae.cli", "train", "--model", "tiny", "--lambdas", "0.01"]
+    command += ["--train-data", str(image_folder), "--val-data", "", "--patch", "64", "--batch-size", "2"]
+    command += ["--workers", "2", "--threads", "1", "--steps", "100000", "--log-every", "1", "--out", str(out)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "log.csv").exists() and len((out / "log.csv").read_text().splitlines()) > 3):
+            assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGTERM)  # the main process and its loader workers alike
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr[-500:]
+    assert "stopped by a signal" in stdout + stderr
+    assert json.loads((out / "latest.json").read_text())["step"] >= 3
+
+
 def test_a_signal_stops_training_with_a_checkpoint(image_folder: Path, tmp_path: Path, monkeypatch) -> None:
     import signal
     import warnings

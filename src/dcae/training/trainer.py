@@ -48,6 +48,17 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 7_919 + step * 104_729 + rank * 15_485_863) % (2**63 - 1)
 
 
+def _leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
+    """DataLoader worker set-up: ignore SIGINT and SIGTERM.
+
+    Ctrl-C and ``pkill -f`` reach the workers too; a worker that died of them would make the
+    main process fail with "DataLoader worker killed" instead of stopping at the next step with a
+    checkpoint. Workers still end when the main process shuts the loader down or dies.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _tensorboard_writer(folder: Path) -> Any:
     """A TensorBoard writer when the tensorboard package is installed, else None."""
     try:
@@ -175,6 +186,7 @@ class Trainer:
             batch_size=self.cfg.batch_size,
             sampler=sampler,
             num_workers=self.cfg.workers,
+            worker_init_fn=_leave_stop_signals_to_the_main_process if self.cfg.workers > 0 else None,
             pin_memory=self.device.type == "cuda",
             persistent_workers=self.cfg.workers > 0,
             prefetch_factor=4 if self.cfg.workers > 0 else None,
