@@ -2,12 +2,14 @@
 # Train the compact model on a lent GPU machine for a fixed time and bring the weights back.
 #
 #   bash scripts/gpu_train.sh MINUTES [DECAY_MINUTES]
+#   bash scripts/gpu_train.sh resume MINUTES     # a later call on the still-warm machine
 #
 # Two phases on one run folder: MINUTES - DECAY_MINUTES at the configured learning rate, then
 # DECAY_MINUTES at a quarter of it (a time-limited run cannot know its step count in advance, and
 # the CPU history of this model showed that the lower-rate phase gives most of the gain).
 # The weights come back after each phase, so a crash in the second still returns the first.
 # Starts from .pack/init.safetensors if present, else from the shipped default weights.
+# "resume" continues the run folder of an earlier call at its current learning rate.
 #
 # Prepared and tested on CPU (see docs/models.md). On the CPU machine, once:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -16,6 +18,8 @@
 #   python scripts/make_train_pack.py ../shared/datasets/train .pack/train   # ~36 MB
 # Then one device call carrying .whl and .pack/train (the repository itself is ~20 MB of the 64 MiB).
 set -euo pipefail
+MODE=fresh
+if [ "${1:-}" = resume ]; then MODE=resume; shift; fi
 MINUTES="${1:-8}"
 DECAY_MINUTES="${2:-2}"
 OUT="${OUT:?set OUT to the folder that comes back}"
@@ -50,6 +54,11 @@ train() {  # train LOG ARGS...: one phase, its log's tail printed, the weights b
     return "$status"
 }
 
+if [ "$MODE" = resume ]; then
+    [ -f "$RUN/latest.state.pt" ] || { echo "nothing to resume in $RUN (the machine was not warm)"; exit 3; }
+    train /tmp/resume.log --resume --time-limit-minutes "$MINUTES"
+    exit
+fi
 train /tmp/phase1.log --init-from "$INIT" --time-limit-minutes "$first"
 step=$("$PYTHON" -c "import json; print(json.load(open('$RUN/latest.json'))['step'])")
 echo "phase 1 ended at step $step; decaying the learning rate x0.25 for $DECAY_MINUTES min"
