@@ -11,11 +11,11 @@ bf16 numbers; if they match float32 closely, bf16 costs nothing in what the mode
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import torch
 
+from dcae.losses import RateDistortionLoss
 from dcae.training.validation import load_validation_images
 from dcae.weights import load_weights
 from dcae.zoo import resolve_model_path
@@ -24,14 +24,12 @@ KODAK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kodak"
 
 
 def rate_and_psnr(model: torch.nn.Module, x: torch.Tensor, quality: float, bf16: bool) -> tuple[float, float]:
-    """Estimated bits per pixel and PSNR (dB) of one noisy forward pass."""
+    """Estimated bits per pixel and PSNR (dB) of one noisy forward pass, as training measures them."""
     torch.manual_seed(0)
     with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = model(x, quality=torch.full((x.shape[0],), quality, device=x.device), rate_proxy="noise")
-    bits = sum(-torch.log2(lik.float()).sum() for lik in out["likelihoods"].values())
-    pixels = x.shape[0] * x.shape[2] * x.shape[3]
-    mse = float(((out["x_hat"].float().clamp(0, 1) - x) ** 2).mean())
-    return float(bits) / pixels, 10 * math.log10(1 / mse)
+    metrics = RateDistortionLoss()(out, x)
+    return float(metrics["bpp"]), float(metrics["psnr"])
 
 
 def main() -> None:
