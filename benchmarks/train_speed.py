@@ -1,78 +1,110 @@
-"""Training throughput: steps and images per second for a model config on CPU (and CUDA if present).
+"""Training throughput of the real trainer step, for several batch sizes, on CPU and CUDA.
 
-    python benchmarks/train_speed.py [--model compact] [--patch 128] [--batch 8] [--steps 10] [--threads 1]
+    python benchmarks/train_speed.py [--config configs/compact-gpu.toml] [--batch 8 16 32]
+        [--patch 256] [--steps 10] [--threads 1] [--devices cpu cuda] [--bf16] [--compile]
+        [--json results.json]
 
-Runs the real training step (forward, rate-distortion and auxiliary losses, backward, clipping,
-both optimisers) on random crops; prints the median over ``--steps`` after two warm-up steps.
-On CUDA it also times bf16 autocast and, with ``--compile``, torch.compile.
+Each row builds a :class:`dcae.training.Trainer` from the config (random weights, the config's
+lambdas and rate sampling) and times ``Trainer.train_step`` on one fixed random batch: forward,
+rate-distortion and auxiliary losses, backward, clipping, both optimisers, exactly as training
+runs them, without data loading (the trainer's loader decodes from memory in worker processes).
+Prints the median over ``--steps`` after two warm-up steps. On CUDA, products use TensorFloat-32
+as in training; ``--bf16`` adds rows with bf16 autocast, ``--compile`` rows with torch.compile.
+``scripts/gpu_train.sh`` runs it to choose its batch size on the machine it gets.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
-from dcae import build_model
-from dcae.losses import RateDistortionLoss
+from dcae.training import Trainer, load_train_config
 
 
-def time_steps(model_name: str, device: str, patch: int, batch: int, steps: int, amp: bool, compile_: bool) -> float:
-    torch.manual_seed(0)
-    model = build_model(model_name).to(device).train()
-    net = torch.compile(model) if compile_ else model
-    optimizer = torch.optim.Adam(model.main_parameters(), lr=1e-4)
-    aux_optimizer = torch.optim.Adam(model.aux_parameters(), lr=1e-3)
-    criterion = RateDistortionLoss(0.01)
-    points = model.config.num_rate_points
-    x = torch.rand(batch, 3, patch, patch, device=device)
-    times = []
-    for _ in range(steps + 2):
+def time_steps(config_path: str, device: str, batch: int, patch: int, steps: int, amp: bool, compile_: bool) -> float:
+    """Median seconds of one training step."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder, "data")
+        data.mkdir()
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (patch, patch, 3), dtype=np.uint8)).save(
+            data / "noise.png"
+        )
+        overrides = {
+            "train_data": str(data),
+            "val_data": "",
+            "out": str(Path(folder, "run")),
+            "device": device,
+            "amp": "bf16" if amp else "off",
+            "compile": compile_,
+            "batch_size": batch,
+            "patch": patch,
+            "workers": 0,
+        }
+        torch.manual_seed(0)
+        trainer = Trainer(load_train_config(config_path, overrides), command="benchmarks/train_speed.py")
+        x = torch.rand(batch, 3, patch, patch)
         if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        quality = torch.randint(points, (batch,), device=device).float() if points else None
-        optimizer.zero_grad(set_to_none=True)
-        aux_optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-            out = net(x, quality=quality)
-        loss = criterion(out, x)["loss"] + model.aux_loss()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.main_parameters(), 1.0)
-        optimizer.step()
-        aux_optimizer.step()
+            x = x.pin_memory()
+        times = []
+        for _ in range(steps + 2):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            trainer.train_step(x)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        del trainer
         if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[2:])
+            torch.cuda.empty_cache()
+        return statistics.median(times[2:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="compact")
+    parser.add_argument("--config", default="configs/compact-gpu.toml", help="training config (TOML)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[8])
     parser.add_argument("--patch", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), help="default: cpu, and cuda if present")
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast (CUDA)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile with bf16 (CUDA)")
+    parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    runs = [("cpu", False, False)]
-    if torch.cuda.is_available():
-        runs += [("cuda", False, False), ("cuda", True, False)]
-        if args.compile:
-            runs.append(("cuda", True, True))
-    print(
-        f"model {args.model}, batch {args.batch} x {args.patch}x{args.patch}, {args.threads} CPU threads, "
-        f"median of {args.steps} steps\n"
-    )
-    print("| device | bf16 | compile | s/step | steps/s | images/s |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for device, amp, compile_ in runs:
-        seconds = time_steps(args.model, device, args.patch, args.batch, args.steps, amp, compile_)
-        print(f"| {device} | {amp} | {compile_} | {seconds:.3f} | {1 / seconds:.2f} | {args.batch / seconds:.1f} |")
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if "cuda" in devices and not torch.cuda.is_available():
+        parser.error("--devices cuda: no CUDA device on this machine")
+    variants = []
+    for device in devices:
+        variants.append((device, False, False))
+        if device == "cuda" and args.bf16:
+            variants.append((device, True, False))
+        if device == "cuda" and args.compile:
+            variants.append((device, True, True))
+    crops = f"{args.patch}x{args.patch} crops"
+    print(f"config {args.config}, {crops}, {args.threads} CPU threads, median of {args.steps} steps\n")
+    print("| device | batch | bf16 | compile | s/step | steps/s | images/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for device, amp, compile_ in variants:
+        for batch in args.batch:
+            seconds = time_steps(args.config, device, batch, args.patch, args.steps, amp, compile_)
+            row = {"device": device, "batch": batch, "bf16": amp, "compile": compile_, "seconds": seconds}
+            rows.append(row)
+            speeds = f"{seconds:.3f} | {1 / seconds:.2f} | {batch / seconds:.1f}"
+            print(f"| {device} | {batch} | {amp} | {compile_} | {speeds} |", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

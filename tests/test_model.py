@@ -205,6 +205,22 @@ def test_rate_distortion_loss_values() -> None:
     assert 0 < float(ssim["loss"]) - 16 / (192 * 192) <= 1.0
 
 
+def test_rate_distortion_loss_weighs_each_image_with_its_own_lambda() -> None:
+    x = torch.full((2, 3, 8, 8), 0.5)
+    x_hat = x.clone()
+    x_hat[1] += 0.2  # image 0 is exact, image 1 has MSE 0.04
+    likelihoods = {
+        "y": torch.stack([torch.full((4, 2, 2), 0.5), torch.full((4, 2, 2), 0.25)]),  # 16 and 32 bits
+        "z": torch.stack([torch.full((2, 1, 1), 0.5), torch.full((2, 1, 1), 1.0)]),  # 2 and 0 bits
+    }
+    lambdas = torch.tensor([0.001, 0.1])
+    result = RateDistortionLoss()({"x_hat": x_hat, "likelihoods": likelihoods}, x, lambdas)
+    bpp = torch.tensor([18 / 64, 32 / 64])
+    assert math.isclose(float(result["bpp"]), float(bpp.mean()), rel_tol=1e-6)
+    expected = ((lambdas * 255**2 * torch.tensor([0.0, 0.04]) + bpp).mean()).item()
+    assert math.isclose(float(result["loss"]), expected, rel_tol=1e-4)
+
+
 def test_bfloat16_autocast_forward() -> None:
     model = random_model("tiny").train()
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -270,3 +271,54 @@ def test_a_signal_stops_training_with_a_checkpoint(image_folder: Path, tmp_path:
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed afterwards
     resumed = Trainer(_config(image_folder, tmp_path / "sig", steps=8, val_every=1_000), resume=True)
     assert resumed.step == stopped_at
+
+
+def test_a_nan_loss_stops_training_before_any_checkpoint_holds_it(
+    image_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    out = tmp_path / "nan"
+    # Metrics are read every 4th step and at checkpoints; the NaN arrives at step 6, between logs.
+    trainer = Trainer(_config(image_folder, out, steps=20, log_every=4, val_every=1_000, checkpoint_minutes=1e-9))
+    real_step = trainer.train_step
+
+    def poisoned_step(batch):
+        if trainer.step == 5:
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
+        return real_step(batch)
+
+    monkeypatch.setattr(trainer, "train_step", poisoned_step)
+    with pytest.raises(FloatingPointError, match="loss became nan at step 6"):
+        trainer.run()
+    saved = load_file(out / "latest.safetensors")
+    assert json.loads((out / "latest.json").read_text())["step"] == 5
+    assert all(torch.isfinite(t.float()).all() for t in saved.values())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_a_training_step_on_cuda_never_waits_for_the_device(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    trainer = Trainer(
+        _config(
+            image_folder,
+            tmp_path / "cuda",
+            device="cuda",
+            lambdas=[0.01, 0.02, 0.05],
+            model={**_tiny_dict(), "num_rate_points": 3},
+        )
+    )
+    batch = torch.rand(2, 3, 64, 64).pin_memory()
+    trainer.train_step(batch)  # the first step may synchronise while CUDA initialises
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        metrics = trainer.train_step(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert math.isfinite(trainer.read_metrics(metrics)["loss"])

@@ -33,9 +33,10 @@ class SliceContext:
     support: torch.Tensor
 
 
-def validate_image_batch(x: Any, stride: int) -> None:
+def validate_image_batch(x: Any, stride: int, check_values: bool = True) -> None:
     """Raise ``ValueError`` (or ``TypeError``) unless ``x`` is a finite (B, 3, H, W) float batch
-    whose sides are multiples of ``stride``."""
+    whose sides are multiples of ``stride``. ``check_values=False`` checks only the type and
+    shape (reading the values of a tensor on an accelerator waits for it)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
@@ -53,7 +54,7 @@ def validate_image_batch(x: Any, stride: int) -> None:
             f"image sides must be multiples of {stride}, got {height}x{width}: pad by {pad_h} rows and "
             f"{pad_w} columns (to {height + pad_h}x{width + pad_w}), e.g. with dcae.codec.pad_image"
         )
-    if not torch.isfinite(x).all():
+    if check_values and not torch.isfinite(x).all():
         raise ValueError("input contains NaN or infinite values")
 
 
@@ -132,15 +133,19 @@ class DCAE(nn.Module):
         """Whether the model has gain units (a continuous ``quality`` setting)."""
         return self.gain_units is not None
 
-    def check_quality(self, quality: "float | torch.Tensor | None") -> "float | torch.Tensor | None":
+    def check_quality(
+        self, quality: "float | torch.Tensor | None", check_values: bool = True
+    ) -> "float | torch.Tensor | None":
         """Validate ``quality`` against the model: required and in range for variable-rate models,
-        absent for single-rate ones."""
+        absent for single-rate ones (``check_values=False``: presence only, no range check)."""
         if self.gain_units is None:
             if quality is not None:
                 raise ValueError("this model has a single rate; it takes no quality setting")
             return None
         if quality is None:
             raise ValueError(f"this variable-rate model needs a quality in [0, {self.gain_units.points - 1}]")
+        if not check_values:
+            return quality
         q = torch.as_tensor(quality, dtype=torch.float32)
         if not torch.isfinite(q).all() or q.min() < 0 or q.max() > self.gain_units.points - 1:
             raise ValueError(f"quality must lie in [0, {self.gain_units.points - 1}], got {quality}")
@@ -198,8 +203,11 @@ class DCAE(nn.Module):
             ``{"x_hat": (B,3,H,W), "likelihoods": {"y": ..., "z": ...},
             "params": {"y": y, "means": ..., "scales": ..., "y_hat": ...}}``.
         """
-        validate_image_batch(x, self.stride)
-        quality = self.check_quality(quality)
+        # Checks that read tensor values would stall an accelerator at every training step; the
+        # trainer's batches and qualities are valid by construction, so there they are skipped.
+        read_values = not self.training or x.device.type == "cpu"
+        validate_image_batch(x, self.stride, check_values=read_values)
+        quality = self.check_quality(quality, check_values=read_values)
         if rate_proxy not in ("noise", "ste"):
             raise ValueError(f"rate_proxy must be 'noise' or 'ste', got {rate_proxy!r}")
         proxy = rate_proxy if self.training else "round"

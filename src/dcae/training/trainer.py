@@ -204,8 +204,19 @@ class Trainer:
             index = torch.randint(len(self.lambdas), (batch,), generator=rng)
         return index.float(), lambdas[index]
 
-    def train_step(self, batch: torch.Tensor) -> dict[str, float]:
-        """One optimisation step of the main and auxiliary losses."""
+    def _to_device(self, values: torch.Tensor) -> torch.Tensor:
+        """Copy a small CPU tensor to the training device without waiting for the device (a copy
+        from pageable memory may synchronise; from pinned memory it is queued)."""
+        if self.device.type == "cuda":
+            values = values.pin_memory()
+        return values.to(self.device, non_blocking=True)
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimisation step of the main and auxiliary losses.
+
+        Returns the step's metrics as detached 0-d tensors: reading them waits for the device, so
+        the loop reads them (:meth:`read_metrics`) only when it logs or checkpoints.
+        """
         batch = batch.to(self.device, non_blocking=True)
         if self.cfg.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -214,9 +225,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.aux_optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            q = quality.to(self.device) if quality is not None else None
+            q = self._to_device(quality) if quality is not None else None
             out = self.net(batch, quality=q, rate_proxy=self.cfg.rate_proxy)
-        metrics = self.criterion(out, batch, lmbda.to(self.device))
+        metrics = self.criterion(out, batch, self._to_device(lmbda))
         aux = self.model.aux_loss()
         # One backward for both losses: under DDP every gradient is then averaged across ranks.
         (metrics["loss"] + aux).backward()
@@ -226,10 +237,18 @@ class Trainer:
         self.aux_optimizer.step()
         self.scheduler.step()
         self.step += 1
-        result = {k: float(v.detach()) for k, v in metrics.items()}
-        result["aux"] = float(aux.detach())
-        result["lr"] = self.optimizer.param_groups[0]["lr"]
+        result = {k: v.detach() for k, v in metrics.items()}
+        result["aux"] = aux.detach()
         return result
+
+    def read_metrics(self, metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The metrics of the last step as floats with the current learning rate; raises
+        ``FloatingPointError`` if the loss is not finite (then the weights are not either)."""
+        values = {k: float(v) for k, v in metrics.items()}
+        if not math.isfinite(values["loss"]):
+            raise FloatingPointError(f"loss became {values['loss']} at step {self.step}")
+        values["lr"] = self.optimizer.param_groups[0]["lr"]
+        return values
 
     def run(self) -> dict[str, Any]:
         """Train until ``steps``; returns the last validation metrics (empty without validation)."""
@@ -245,17 +264,24 @@ class Trainer:
         loader = iter(self._loader())
         started, seen_at_start = time.monotonic(), self.step
         deadline = time.monotonic() + cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
+        step_metrics: "dict[str, torch.Tensor] | None" = None
         with self._stop_on_signals():
             while self.step < cfg.steps:
                 reason = self._stop_reason(deadline)
                 if reason:
+                    if step_metrics is not None:
+                        self.read_metrics(step_metrics)  # never checkpoint NaN weights
                     self.save_checkpoint(self._last_metrics)
                     tqdm.write(f"{reason} at step {self.step}; checkpoint written")
                     break
-                metrics = self.train_step(next(loader))
-                if not math.isfinite(metrics["loss"]):
-                    raise FloatingPointError(f"loss became {metrics['loss']} at step {self.step}")
+                step_metrics = self.train_step(next(loader))
                 bar.update(1)
+                validate_now = self.val_images and (self.step % cfg.val_every == 0 or self.step == cfg.steps)
+                due = time.monotonic() - last_checkpoint > cfg.checkpoint_minutes * 60
+                checkpoint_now = validate_now or due or self.step == cfg.steps
+                # Every rank checks the loss before any checkpoint, so no checkpoint holds NaN weights.
+                if self.step % cfg.log_every == 0 or checkpoint_now:
+                    metrics = self.read_metrics(step_metrics)
                 if self.is_main and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
                     rate = (self.step - seen_at_start) / max(time.monotonic() - started, 1e-9)
                     bar.set_postfix(
@@ -265,12 +291,10 @@ class Trainer:
                         lr=f"{metrics['lr']:.1e}",
                     )
                     self._log("log.csv", {"step": self.step, **metrics, "steps_per_s": rate, "time": time.time()})
-                validate_now = self.val_images and (self.step % cfg.val_every == 0 or self.step == cfg.steps)
                 if validate_now:
                     last_val = self.validate()
                     self._last_metrics = last_val
-                due = time.monotonic() - last_checkpoint > cfg.checkpoint_minutes * 60
-                if validate_now or due or self.step == cfg.steps:
+                if checkpoint_now:
                     self.save_checkpoint(last_val if validate_now else None)
                     last_checkpoint = time.monotonic()
         bar.close()
@@ -318,10 +342,11 @@ class Trainer:
         """Why the run must stop now ("" to go on); under DDP every rank follows rank 0."""
         reasons = ("", "time limit reached", "stopped by a signal")
         code = 2 if self._stop_signal is not None else int(time.monotonic() > deadline)
-        decision = torch.tensor([code], device=self.device)
-        if self.world > 1:
+        if self.world > 1:  # a single process need not touch the device (reading it back waits for it)
+            decision = torch.tensor([code], device=self.device)
             dist.broadcast(decision, src=0)
-        return reasons[int(decision.item())]
+            code = int(decision.item())
+        return reasons[code]
 
     def validate(self) -> dict[str, Any]:
         """Rate and distortion per rate point on the validation images (rank 0 only)."""
