@@ -38,7 +38,14 @@ def test_compress_decompress_info(image: Path, tiny_weights: Path, tmp_path: Pat
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["width"] == 80 and info["height"] == 48 and info["quality"] == 1.0
-    assert info["bytes"] == out.stat().st_size and info["header_bytes"] == 44
+    assert info["bytes"] == out.stat().st_size and info["header_bytes"] == 48
+    assert info["format_version"] == 2 and info["portable"] is False and len(info["latent_checksum"]) == 8
+    portable = tmp_path / "portable.dcae"
+    assert main(["compress", str(image), "-o", str(portable), "--model", str(tiny_weights), "--portable"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(portable), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["portable"] is True
+    assert main(["decompress", str(portable), "-o", str(tmp_path / "p.png"), "--model", str(tiny_weights)]) == 0
 
 
 def test_no_overwrite_without_force(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -13,8 +16,9 @@ from PIL import Image
 
 from dcae import bitstream
 from dcae.bitstream import ColourMode, FormatError
-from dcae.codec import Codec, ModelMismatchError, load_codec, pad_image, to_uint8
+from dcae.codec import Codec, LatentMismatchError, ModelMismatchError, load_codec, pad_image, to_uint8
 from dcae.imageio import ImageError
+from dcae.model import DCAE, SliceContext
 
 
 def _forward_pixels(model, images: np.ndarray, quality=None) -> tuple[np.ndarray, torch.Tensor]:
@@ -124,12 +128,13 @@ def test_load_codec_from_weights_file(tiny_weights) -> None:
         load_codec("no-such-model")
 
 
-def test_decoding_is_identical_across_processes_and_thread_counts(tiny_weights, tmp_path) -> None:
+@pytest.mark.parametrize("portable", [False, True])
+def test_decoding_is_identical_across_processes_and_thread_counts(tiny_weights, tmp_path, portable) -> None:
     image_path = tmp_path / "image.png"
     Image.fromarray(random_image(96, 160)).save(image_path)
     script = (
         "import sys, torch, numpy as np; from dcae.codec import load_codec; "
-        "torch.set_num_threads(int(sys.argv[1])); codec = load_codec(sys.argv[2]); "
+        f"torch.set_num_threads(int(sys.argv[1])); codec = load_codec(sys.argv[2], portable={portable}); "
         "mode = sys.argv[3]; "
         "open(sys.argv[5], 'wb').write(codec.compress(sys.argv[4], quality=1.5)) if mode == 'enc' else "
         "np.save(sys.argv[5], codec.decompress(open(sys.argv[4], 'rb').read()))"
@@ -147,7 +152,7 @@ def test_decoding_is_identical_across_processes_and_thread_counts(tiny_weights, 
 def test_header_size_is_small() -> None:
     data = Codec(random_model("tiny")).compress(random_image(16, 16))
     header, payload = bitstream.unpack(data)
-    assert bitstream.header_size(header) == len(data) - len(payload) == 44
+    assert bitstream.header_size(header) == len(data) - len(payload) == 48
 
 
 def test_format_errors_name_the_problem() -> None:
@@ -165,6 +170,18 @@ def test_format_errors_name_the_problem() -> None:
     huge[12:16] = (100_000).to_bytes(4, "little")
     with pytest.raises(FormatError, match="outside the supported range"):
         bitstream.unpack(bytes(huge))
+    header, payload = bitstream.unpack(data)
+    with pytest.raises(ValueError, match="version 2"):
+        bitstream.pack(dataclasses.replace(header, latent_checksum=None, portable=True), payload)
+    old = bytearray(bitstream.pack(dataclasses.replace(header, latent_checksum=None), payload))
+    old[5] |= bitstream.FLAG_PORTABLE  # a flag that version 1 did not have
+    old[-4:] = zlib.crc32(bytes(old[:-4])).to_bytes(4, "little")
+    with pytest.raises(FormatError, match="unknown flags"):
+        bitstream.unpack(bytes(old))
+    future = bytearray(data)
+    future[4] = 3
+    with pytest.raises(FormatError, match="format version 3"):
+        bitstream.unpack(bytes(future))
 
 
 def test_payload_is_within_half_a_percent_of_the_ideal_rate() -> None:
@@ -229,16 +246,110 @@ def test_rate_control_lands_at_or_just_below_the_target() -> None:
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
-def test_cuda_codec_round_trip_decodes_on_cpu_too() -> None:
-    model = random_model(TINY_VR)
-    gpu = Codec(model, device="cuda")
-    image = random_image(80, 96)
-    data = gpu.compress(image, quality=1.0)
-    assert gpu.decompress(data).shape == (80, 96, 3)
-    cpu = Codec(random_model(TINY_VR), device="cpu")
-    assert cpu.digest == gpu.digest
+def test_files_written_on_cuda_decode_on_the_cpu(trained_model) -> None:
+    def psnr(a: np.ndarray, b: np.ndarray) -> float:
+        return 10 * np.log10(255**2 / max(((a.astype(float) - b) ** 2).mean(), 1e-10))
+
+    cpu = Codec(trained_model, device="cpu")
+    image = random_image(128, 192)
+    # Portable: the same coded latents on both; only the synthesis differs (float32 on each device).
+    portable = Codec(copy.deepcopy(trained_model), device="cuda", portable=True)
+    data = portable.compress(image, quality=2.0)
+    assert psnr(portable.decompress(data), cpu.decompress(data)) > 40
+    # Fast: the GPU's float32 predictions may differ from the CPU's; then the checksum says so.
+    fast = Codec(copy.deepcopy(trained_model), device="cuda")
+    data = fast.compress(image, quality=2.0)
+    try:
+        on_cpu = cpu.decompress(data)
+    except LatentMismatchError:
+        return
+    assert psnr(fast.decompress(data), on_cpu) > 40
 
 
 def test_codec_keeps_its_name() -> None:
     assert load_codec("default").name == "default"
     assert Codec(random_model("tiny"), name="mine").name == "mine"
+
+
+def _perturbed_slice_context(monkeypatch, scale_factor: float, relative_noise: float = 0.0) -> None:
+    """Make the decoder's entropy model compute slightly differently, as another machine might."""
+    original = DCAE.slice_context
+
+    def perturbed(self, index, hyper, previous):
+        ctx = original(self, index, hyper, previous)
+        generator = torch.Generator().manual_seed(index)
+        noise = 1 + relative_noise * torch.randn(ctx.scale.shape, generator=generator, dtype=torch.float64)
+        return SliceContext(
+            mean=ctx.mean * noise.to(ctx.mean.dtype),
+            scale=ctx.scale * scale_factor * noise.to(ctx.scale.dtype),
+            support=ctx.support,
+        )
+
+    monkeypatch.setattr(DCAE, "slice_context", perturbed)
+
+
+@pytest.fixture(scope="module")
+def trained_model() -> DCAE:
+    """The shipped model: random weights predict scales that all fall on the table's lowest entry."""
+    return load_codec("default").model
+
+
+def test_a_decoder_that_predicts_differently_raises_instead_of_returning_a_wrong_image(
+    monkeypatch, trained_model
+) -> None:
+    codec = Codec(trained_model)
+    data = codec.compress(random_image(64, 128), quality=2.0)
+    header, _ = bitstream.unpack(data)
+    assert header.latent_checksum is not None and not header.portable
+    _perturbed_slice_context(monkeypatch, scale_factor=1.05)  # moves most scales to another table entry
+    with pytest.raises(LatentMismatchError, match="fail their checksum"):
+        codec.decompress(data)
+    # A preview reads only part of the latents and cannot be checked; it still decodes.
+    assert codec.decompress(data, preview_slices=1).shape == (64, 128, 3)
+
+
+def test_portable_files_survive_float64_rounding_differences(monkeypatch, trained_model) -> None:
+    model = trained_model
+    fast, portable = Codec(model), Codec(model, portable=True)
+    image = random_image(64, 128)
+    data = portable.compress(image, quality=1.0)
+    assert bitstream.unpack(data)[0].portable
+    expected = portable.decompress(data)
+    np.testing.assert_array_equal(fast.decompress(data), expected)  # the decoder follows the file's flag
+    # Float64 results that differ in their last bits (1e-12 relative, far more than summation order
+    # changes) leave every coded decision as it was.
+    _perturbed_slice_context(monkeypatch, scale_factor=1.0, relative_noise=1e-12)
+    np.testing.assert_array_equal(fast.decompress(data), expected)
+    # The same noise at float32's precision breaks a fast file, and the checksum says so.
+    monkeypatch.undo()
+    fast_file = fast.compress(image, quality=1.0)
+    _perturbed_slice_context(monkeypatch, scale_factor=1.0, relative_noise=1e-4)
+    with pytest.raises(LatentMismatchError):
+        fast.decompress(fast_file)
+
+
+def test_portable_and_fast_files_code_the_same_latents(trained_model) -> None:
+    model = trained_model
+    image = random_image(64, 64)
+    fast, portable = Codec(model).compress(image, quality=2.0), Codec(model, portable=True).compress(image, quality=2.0)
+    (fast_header, fast_payload), (portable_header, portable_payload) = map(bitstream.unpack, (fast, portable))
+    # Same symbols (in all but freak cases of a scale on a table boundary), so the same sizes.
+    assert fast_header.latent_checksum == portable_header.latent_checksum
+    assert abs(len(fast_payload) - len(portable_payload)) <= 8
+    # The portable latents come from float64 arithmetic: equal to float32's up to its rounding.
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    fast_y, portable_y = (Codec(model, portable=p).encode_latents(x, 2.0).y_hat for p in (False, True))
+    assert not torch.equal(fast_y, portable_y)
+    torch.testing.assert_close(fast_y, portable_y, rtol=0, atol=1e-3)
+    sized = Codec(model, portable=True).compress(image, target_size=len(portable))
+    assert bitstream.unpack(sized)[0].portable and len(sized) <= len(portable)
+
+
+def test_version_1_files_without_a_latent_checksum_still_decode() -> None:
+    codec = Codec(random_model(TINY_VR))
+    data = codec.compress(random_image(48, 80), quality=0.5)
+    header, payload = bitstream.unpack(data)
+    old = bitstream.pack(dataclasses.replace(header, latent_checksum=None), payload)
+    assert old[4] == 1 and len(old) == len(data) - 4
+    assert bitstream.unpack(old)[0].latent_checksum is None
+    np.testing.assert_array_equal(codec.decompress(old), codec.decompress(data))

@@ -12,6 +12,7 @@ import dcae
 from dcae.codec import pad_image
 from dcae.losses import RateDistortionLoss
 from dcae.nn import DictionaryCrossAttention, SwinStage, WindowAttention
+from dcae.nn.blocks import DepthwiseConv3x3
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -241,3 +242,12 @@ def test_cuda_forward_matches_cpu() -> None:
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = model.train()(x.cuda())
     assert torch.isfinite(out["x_hat"].float()).all()
+
+
+def test_depthwise_convolution_in_float64_matches_the_library_convolution() -> None:
+    torch.manual_seed(0)
+    layer = DepthwiseConv3x3(6).double()
+    x = torch.randn(2, 6, 7, 9, dtype=torch.float64)
+    expected = torch.nn.functional.conv2d(x, layer.weight, layer.bias, padding=1, groups=6)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
+    assert list(dict(layer.named_parameters())) == ["weight", "bias"]  # reference names kept

@@ -1,11 +1,12 @@
 """The ``.dcae`` container: a small fixed header, the entropy-coded payload, a CRC32.
 
-Layout (all integers little-endian; see ``docs/format.md``)::
+Layout of version 2 (all integers little-endian; see ``docs/format.md``)::
 
     offset size field
     0      4    magic b"DCAE"
-    4      1    format version (1)
-    5      1    flags: bit 0 = quality present; other bits must be 0
+    4      1    format version (2; version 1 files, without the latent checksum, are read too)
+    5      1    flags: bit 0 = quality present; bit 1 = portable entropy parameters (float64);
+                other bits must be 0
     6      1    colour mode of the source image (ColourMode)
     7      1    padding mode used before coding (0 replicate, 1 reflect)
     8      4    width  (1 .. MAX_SIDE)
@@ -16,9 +17,10 @@ Layout (all integers little-endian; see ``docs/format.md``)::
     23     1    length L of the architecture name (1 .. 32)
     24     L    architecture name, ASCII
     24+L   8    first 8 bytes of the SHA-256 digest of the model weights
-    32+L   4    payload length P
-    36+L   P    payload (rANS words)
-    36+L+P 4    CRC32 of every preceding byte
+    32+L   4    latent checksum: CRC32 of the coded integer latents (absent in version 1)
+    36+L   4    payload length P
+    40+L   P    payload (rANS words)
+    40+L+P 4    CRC32 of every preceding byte
 
 Every field is checked before anything is allocated from it.
 """
@@ -32,11 +34,13 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"DCAE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_SIDE = 32768
 MAX_PIXELS = 16384 * 16384
 MAX_PAYLOAD = 1 << 31
 FLAG_QUALITY = 0x01
+FLAG_PORTABLE = 0x02
 _FIXED = struct.Struct("<4sBBBBIIfHBB")
 _DIGEST_BYTES = 8
 
@@ -75,6 +79,10 @@ class Header:
     num_slices: int
     colour_mode: ColourMode = ColourMode.RGB
     pad_mode: PadMode = PadMode.REPLICATE
+    # CRC32 of the integer latents the encoder coded; None only in version 1 files.
+    latent_checksum: "int | None" = None
+    # The entropy parameters were computed in float64 (see dcae.codec); always False in version 1.
+    portable: bool = False
 
     @property
     def num_pixels(self) -> int:
@@ -82,17 +90,24 @@ class Header:
 
 
 def pack(header: Header, payload: bytes) -> bytes:
-    """Serialise a header and payload into a complete ``.dcae`` file."""
+    """Serialise a header and payload into a complete ``.dcae`` file.
+
+    Writes version 2; a header without a latent checksum is written as version 1 (the layout
+    older dcae releases wrote; kept so compatibility can be tested).
+    """
     name = header.architecture.encode("ascii")
     if not 1 <= len(name) <= 32:
         raise ValueError("architecture name must be 1..32 ASCII characters")
     if len(header.digest) != _DIGEST_BYTES:
         raise ValueError("digest must be 8 bytes")
     _check_size(header.width, header.height)
-    flags = FLAG_QUALITY if header.quality is not None else 0
+    version = 1 if header.latent_checksum is None else FORMAT_VERSION
+    if version == 1 and header.portable:
+        raise ValueError("portable files need format version 2 (a latent checksum)")
+    flags = (FLAG_QUALITY if header.quality is not None else 0) | (FLAG_PORTABLE if header.portable else 0)
     fixed = _FIXED.pack(
         MAGIC,
-        FORMAT_VERSION,
+        version,
         flags,
         int(header.colour_mode),
         int(header.pad_mode),
@@ -103,7 +118,8 @@ def pack(header: Header, payload: bytes) -> bytes:
         header.num_slices,
         len(name),
     )
-    body = fixed + name + header.digest + struct.pack("<I", len(payload)) + payload
+    checksum = b"" if version == 1 else struct.pack("<I", header.latent_checksum)
+    body = fixed + name + header.digest + checksum + struct.pack("<I", len(payload)) + payload
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -125,9 +141,13 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     if len(data) < _FIXED.size:
         raise FormatError("truncated .dcae file (header incomplete)")
     magic, version, flags, mode, pad, width, height, quality, table_size, slices, name_len = _FIXED.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .dcae format version {version} (this dcae reads version {FORMAT_VERSION})")
-    if flags & ~FLAG_QUALITY:
+    if version not in READABLE_VERSIONS:
+        raise FormatError(
+            f"unsupported .dcae format version {version} (this dcae reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
+        )
+    known_flags = FLAG_QUALITY | (FLAG_PORTABLE if version >= 2 else 0)
+    if flags & ~known_flags:
         raise FormatError(f"unknown flags 0x{flags:02x} in .dcae header")
     try:
         colour_mode, pad_mode = ColourMode(mode), PadMode(pad)
@@ -142,7 +162,8 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         if not math.isfinite(quality) or quality < 0:
             raise FormatError(f"invalid quality {quality} in .dcae header")
     offset = _FIXED.size
-    end_of_header = offset + name_len + _DIGEST_BYTES + 4
+    checksum_bytes = 4 if version >= 2 else 0
+    end_of_header = offset + name_len + _DIGEST_BYTES + checksum_bytes + 4
     if len(data) < end_of_header + 4:
         raise FormatError("truncated .dcae file (header incomplete)")
     try:
@@ -152,6 +173,8 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     offset += name_len
     digest = data[offset : offset + _DIGEST_BYTES]
     offset += _DIGEST_BYTES
+    latent_checksum = struct.unpack_from("<I", data, offset)[0] if checksum_bytes else None
+    offset += checksum_bytes
     (payload_length,) = struct.unpack_from("<I", data, offset)
     offset += 4
     if payload_length > MAX_PAYLOAD or offset + payload_length + 4 != len(data):
@@ -171,10 +194,13 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         num_slices=slices,
         colour_mode=colour_mode,
         pad_mode=pad_mode,
+        latent_checksum=latent_checksum,
+        portable=bool(flags & FLAG_PORTABLE),
     )
     return header, data[offset : offset + payload_length]
 
 
 def header_size(header: Header) -> int:
     """Bytes of a file that are not payload (header plus CRC)."""
-    return _FIXED.size + len(header.architecture.encode("ascii")) + _DIGEST_BYTES + 4 + 4
+    checksum_bytes = 0 if header.latent_checksum is None else 4
+    return _FIXED.size + len(header.architecture.encode("ascii")) + _DIGEST_BYTES + checksum_bytes + 4 + 4

@@ -93,6 +93,11 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     rate.add_argument("--target-bpp", type=float, help="largest bits per pixel of the file (quality by bisection)")
     rate.add_argument("--target-size", type=_parse_size, help="largest file size, e.g. 20000, 20k or 1.5M bytes")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument(
+        "--portable",
+        action="store_true",
+        help="files that decode identically on any machine (entropy model in float64 on the CPU; about 2x slower)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(handler=_run_compress)
 
@@ -119,6 +124,7 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="default", help="zoo name or weights file (default: %(default)s)")
     p.add_argument("--quality", type=float, help="rate point (default: the middle of the model's range)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--portable", action="store_true", help="code as `compress --portable` does")
     p.add_argument("--save", metavar="PNG", help="also write the decoded image here")
     p.add_argument("--force", action="store_true")
     p.set_defaults(handler=_run_roundtrip)
@@ -137,10 +143,10 @@ def _parse_size(text: str) -> int:
     return int(value * factor)
 
 
-def _codec_for(model: str, device: str):
+def _codec_for(model: str, device: str, portable: bool = False):
     from .codec import load_codec
 
-    return load_codec(model, device=device)
+    return load_codec(model, device=device, portable=portable)
 
 
 def _run_compress(args: argparse.Namespace) -> int:
@@ -148,7 +154,7 @@ def _run_compress(args: argparse.Namespace) -> int:
 
     inputs = [Path(p) for p in args.inputs]
     outputs = dict(zip(inputs, _output_paths(inputs, args.output, ".dcae")))
-    codec = _codec_for(args.model, args.device)
+    codec = _codec_for(args.model, args.device, args.portable)
 
     def work(path: Path) -> str:
         from . import bitstream
@@ -237,6 +243,9 @@ def _run_info(args: argparse.Namespace) -> int:
         "model": entry.name if entry else None,
         "scale_table_size": header.scale_table_size,
         "slices": header.num_slices,
+        "format_version": 1 if header.latent_checksum is None else bitstream.FORMAT_VERSION,
+        "portable": header.portable,
+        "latent_checksum": None if header.latent_checksum is None else f"{header.latent_checksum:08x}",
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -285,7 +294,7 @@ def _run_roundtrip(args: argparse.Namespace) -> int:
 
     from .imageio import load_image, to_pil
 
-    codec = _codec_for(args.model, args.device)
+    codec = _codec_for(args.model, args.device, args.portable)
     array, mode = load_image(Path(args.image))
     start = time.perf_counter()
     data = codec.compress(array, quality=args.quality)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,6 +43,16 @@ class QualityError(ValueError):
     """A quality (or rate target) the model cannot honour."""
 
 
+class LatentMismatchError(FormatError):
+    """The decoded latents differ from those the encoder coded (their checksum disagrees).
+
+    The entropy coder needs the decoder to predict every probability exactly as the encoder
+    did. Predictions computed in float32 can differ in the last bits between machines (another
+    processor's vector width, a GPU, another PyTorch), and then decoding goes wrong from the
+    first differing symbol on. The checksum turns that into this error instead of a wrong image.
+    """
+
+
 def pad_image(x: torch.Tensor, stride: int, mode: PadMode = PadMode.REPLICATE) -> torch.Tensor:
     """Extend (B, 3, H, W) at the bottom and right to multiples of ``stride``.
 
@@ -63,10 +75,16 @@ def to_uint8(x_hat: torch.Tensor) -> np.ndarray:
 
 @dataclass
 class CodedLatents:
-    """What the encoder produced for a batch: one payload per image, and the quantised latent."""
+    """What the encoder produced for a batch: one payload and latent checksum per image, and the
+    quantised latent."""
 
     payloads: list[bytes]
+    checksums: list[int]
     y_hat: torch.Tensor
+
+
+def _int32_bytes(values: np.ndarray) -> bytes:
+    return np.ascontiguousarray(values, dtype="<i4").tobytes()
 
 
 class Codec:
@@ -84,6 +102,12 @@ class Codec:
             ``0`` never tiles. Entropy coding always covers the whole image, so tiling changes
             memory use, not the file format; decoding reads any file whatever its tiling.
         halo: context around each tile, in pixels (a multiple of 64).
+        portable: compute the entropy parameters (everything that decides the probability of a
+            coded symbol: hyper synthesis, slice contexts, latent residual prediction) on the CPU
+            in float64 instead of on ``device`` in float32. Decoding then agrees across
+            machines (differences in the last bits of float64, around 1e-15, almost never change
+            a decision), at the cost of slower coding; recorded in the file, so the decoder
+            follows the encoder whatever its own setting.
     """
 
     def __init__(
@@ -96,12 +120,15 @@ class Codec:
         pad_mode: PadMode = PadMode.REPLICATE,
         tile: "int | None" = None,
         halo: int = DEFAULT_HALO,
+        portable: bool = False,
     ) -> None:
         for option, value in (("tile", tile or 0), ("halo", halo)):
             if value < 0 or value % 64:
                 raise ValueError(f"{option} must be a non-negative multiple of 64, got {value}")
         self.tile = tile
         self.halo = halo
+        self.portable = portable
+        self._model64: "DCAE | None" = None
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.eval().to(self.device)
         self.name = name
@@ -149,6 +176,14 @@ class Codec:
         return None if quality is None else float(np.float32(quality))
 
     # -------------------------------------------------------------------- latent coding
+    def _parameter_model(self, portable: bool) -> tuple[DCAE, torch.device, torch.dtype]:
+        """The model, device and dtype that compute the entropy parameters."""
+        if not portable:
+            return self.model, self.device, torch.float32
+        if self._model64 is None:
+            self._model64 = copy.deepcopy(self.model).to("cpu", torch.float64).eval()
+        return self._model64, torch.device("cpu"), torch.float64
+
     @torch.inference_mode()
     def encode_latents(self, x: torch.Tensor, quality: "float | None") -> CodedLatents:
         """Entropy-code a padded (B, 3, H, W) batch; returns payloads and the quantised y."""
@@ -168,26 +203,29 @@ class Codec:
         if model.gain_units is not None:
             y = y * model.gain_units.gain(quality).to(y.device, y.dtype)
         z = model.h_a(y)
-        medians = self._medians.to(z.dtype)
-        z_symbols = torch.round(z - medians)
-        hyper = model.hyper_features(z_symbols + medians)
+        z_symbols = torch.round(z - self._medians.to(z.dtype))
+        params, device, dtype = self._parameter_model(self.portable)
+        hyper = params.hyper_features(z_symbols.to(device, dtype) + self._medians.to(device, dtype))
         encoders = [SymbolEncoder(self._models) for _ in range(y.shape[0])]
         z_cpu = z_symbols.long().cpu().numpy()
+        checksums = [zlib.crc32(_int32_bytes(z_cpu[b])) for b in range(y.shape[0])]
         for b, encoder in enumerate(encoders):
             for c, table in enumerate(self._z_tables):
                 encoder.add(z_cpu[b, c], table)
         tables = self.gaussian_tables(self.scale_table_size)
         y_hat_slices: list[torch.Tensor] = []
-        for index, y_slice in enumerate(y.chunk(model.config.num_slices, dim=1)):
-            ctx = model.slice_context(index, hyper, y_hat_slices)
+        for index, y_slice in enumerate(y.to(device, dtype).chunk(model.config.num_slices, dim=1)):
+            ctx = params.slice_context(index, hyper, y_hat_slices)
             residual = torch.round(y_slice - ctx.mean)
             idx = tables.indexes(ctx.scale).cpu().numpy()
             res_cpu = residual.long().cpu().numpy()
             for b, encoder in enumerate(encoders):
+                checksums[b] = zlib.crc32(_int32_bytes(res_cpu[b]), checksums[b])
                 for table_index, positions in _groups(idx[b]):
                     encoder.add(res_cpu[b].ravel()[positions], tables.tables[table_index])
-            y_hat_slices.append(model.refine_slice(index, ctx, residual + ctx.mean))
-        return CodedLatents([e.finish() for e in encoders], torch.cat(y_hat_slices, dim=1))
+            y_hat_slices.append(params.refine_slice(index, ctx, residual + ctx.mean))
+        y_hat = torch.cat(y_hat_slices, dim=1).to(self.device, torch.float32)
+        return CodedLatents([e.finish() for e in encoders], checksums, y_hat)
 
     @torch.inference_mode()
     def decode_latents(
@@ -197,13 +235,18 @@ class Codec:
         quality: "float | None",
         scale_table_size: int,
         preview_slices: "int | None" = None,
+        portable: bool = False,
+        checksums: "Sequence[int | None] | None" = None,
     ) -> torch.Tensor:
         """Rebuild the quantised y of a batch from its payloads (all of one size and quality).
 
         With ``preview_slices = K`` only the first K slices are read; later slices take their
-        predicted means.
+        predicted means. ``portable`` must be what the encoder used. Where ``checksums`` gives
+        an image's latent checksum, a complete decoding is verified against it
+        (:class:`LatentMismatchError`).
         """
         model = self.model
+        params, device, dtype = self._parameter_model(portable)
         height, width = padded_size
         z_shape = (model.config.N, height // 64, width // 64)
         decoders = [SymbolDecoder(p, self._models) for p in payloads]
@@ -213,14 +256,14 @@ class Codec:
                 for d in decoders
             ]
         )
-        z_hat = torch.from_numpy(z_symbols).to(self.device, torch.float32) + self._medians
-        hyper = model.hyper_features(z_hat)
+        found = [zlib.crc32(_int32_bytes(z_symbols[b])) for b in range(len(decoders))]
+        hyper = params.hyper_features(torch.from_numpy(z_symbols).to(device, dtype) + self._medians.to(device, dtype))
         tables = self.gaussian_tables(scale_table_size)
         slices = model.config.num_slices
         read = slices if preview_slices is None else max(0, min(preview_slices, slices))
         y_hat_slices: list[torch.Tensor] = []
         for index in range(slices):
-            ctx = model.slice_context(index, hyper, y_hat_slices)
+            ctx = params.slice_context(index, hyper, y_hat_slices)
             if index < read:
                 idx = tables.indexes(ctx.scale).cpu().numpy()
                 residual = np.zeros(idx.shape, dtype=np.int64)
@@ -228,13 +271,22 @@ class Codec:
                     flat = residual[b].reshape(-1)
                     for table_index, positions in _groups(idx[b]):
                         flat[positions] = decoder.take(len(positions), tables.tables[table_index])
-                y_hat_slice = torch.from_numpy(residual).to(self.device, ctx.mean.dtype) + ctx.mean
+                    found[b] = zlib.crc32(_int32_bytes(residual[b]), found[b])
+                y_hat_slice = torch.from_numpy(residual).to(device, dtype) + ctx.mean
             else:
                 y_hat_slice = ctx.mean
-            y_hat_slices.append(model.refine_slice(index, ctx, y_hat_slice))
-        if read == slices and not all(d.exhausted() for d in decoders):
-            raise FormatError("payload holds more data than the image needs (corrupt or foreign stream)")
-        return torch.cat(y_hat_slices, dim=1)
+            y_hat_slices.append(params.refine_slice(index, ctx, y_hat_slice))
+        if read == slices:
+            for expected, actual in zip(checksums or [], found):
+                if expected is not None and expected != actual:
+                    raise LatentMismatchError(
+                        "the decoded latents fail their checksum: this machine computes the entropy model "
+                        "differently from the one that wrote the file; compress with --portable for files "
+                        "that must decode on other machines"
+                    )
+            if not all(d.exhausted() for d in decoders):
+                raise FormatError("payload holds more data than the image needs (corrupt or foreign stream)")
+        return torch.cat(y_hat_slices, dim=1).to(self.device, torch.float32)
 
     # ---------------------------------------------------------------------- image API
     def _prepare(self, images: Sequence[ImageLike]) -> tuple[torch.Tensor, list[ColourMode], tuple[int, int]]:
@@ -285,8 +337,8 @@ class Codec:
 
         def file_at(q: float) -> bytes:
             q = float(np.float32(q))
-            payload = self._encode_features(features, q).payloads[0]
-            return self._pack(payload, width, height, q, mode)
+            coded = self._encode_features(features, q)
+            return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode)
 
         smallest = file_at(low)
         if len(smallest) > max_bytes:
@@ -308,7 +360,9 @@ class Codec:
                 high = middle
         return best
 
-    def _pack(self, payload: bytes, width: int, height: int, quality: "float | None", mode: ColourMode) -> bytes:
+    def _pack(
+        self, payload: bytes, checksum: int, width: int, height: int, quality: "float | None", mode: ColourMode
+    ) -> bytes:
         header = Header(
             width=width,
             height=height,
@@ -319,6 +373,8 @@ class Codec:
             num_slices=self.model.config.num_slices,
             colour_mode=mode,
             pad_mode=self.pad_mode,
+            latent_checksum=checksum,
+            portable=self.portable,
         )
         return bitstream.pack(header, payload)
 
@@ -328,7 +384,10 @@ class Codec:
         batch, modes, (height, width) = self._prepare(images)
         bitstream._check_size(width, height)
         coded = self.encode_latents(pad_image(batch, self.model.stride, self.pad_mode), quality)
-        return [self._pack(payload, width, height, quality, mode) for payload, mode in zip(coded.payloads, modes)]
+        return [
+            self._pack(payload, checksum, width, height, quality, mode)
+            for payload, checksum, mode in zip(coded.payloads, coded.checksums, modes)
+        ]
 
     def read_header(self, data: bytes) -> tuple[Header, bytes]:
         """Parse ``data`` and check it was written by this codec's model."""
@@ -357,17 +416,24 @@ class Codec:
         parsed = [self.read_header(data) for data in files]
         first = parsed[0][0]
         for header, _ in parsed[1:]:
-            if (header.width, header.height, header.quality, header.scale_table_size) != (
+            if (header.width, header.height, header.quality, header.scale_table_size, header.portable) != (
                 first.width,
                 first.height,
                 first.quality,
                 first.scale_table_size,
+                first.portable,
             ):
                 raise ValueError("batched decoding needs files of one size, quality and coder setting")
         padded = (math.ceil(first.height / 64) * 64, math.ceil(first.width / 64) * 64)
         try:
             y_hat = self.decode_latents(
-                [p for _, p in parsed], padded, first.quality, first.scale_table_size, preview_slices
+                [p for _, p in parsed],
+                padded,
+                first.quality,
+                first.scale_table_size,
+                preview_slices,
+                portable=first.portable,
+                checksums=[header.latent_checksum for header, _ in parsed],
             )
         except CodingError as error:
             raise FormatError(str(error)) from None

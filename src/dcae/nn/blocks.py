@@ -17,6 +17,30 @@ def deconv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.Conv
     return nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)
 
 
+class DepthwiseConv3x3(nn.Conv2d):
+    """Depthwise 3x3 convolution, padded by 1 (parameters as ``nn.Conv2d(C, C, 3, groups=C)``).
+
+    On CPU in float64, which the codec uses for the entropy parameters, PyTorch convolves group
+    by group, over 100 times slower than in float32; there the same sum is taken as nine
+    shifted multiply-adds in a fixed order, which also makes it exactly reproducible.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, channels, 3, padding=1, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float64 or x.device.type != "cpu":
+            return super().forward(x)
+        height, width = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1))
+        weight = self.weight[:, 0]
+        out = self.bias.reshape(1, -1, 1, 1).expand_as(x).clone()
+        for dy in range(3):
+            for dx in range(3):
+                out += padded[..., dy : dy + height, dx : dx + width] * weight[:, dy, dx].reshape(1, -1, 1, 1)
+        return out
+
+
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: "torch.Tensor | None" = None, scale: "float | None" = None
 ) -> torch.Tensor:
@@ -115,7 +139,7 @@ class _DepthwiseConv(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.dwconv = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.dwconv = DepthwiseConv3x3(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)

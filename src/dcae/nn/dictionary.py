@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ChannelScale, ConvGLU
+from .blocks import ChannelScale, ConvGLU, DepthwiseConv3x3
 
 
 class _DepthwiseBottleneck(nn.Module):
@@ -16,7 +16,7 @@ class _DepthwiseBottleneck(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.in_trans = nn.Conv2d(dim, dim, 1)
-        self.dw_conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.dw_conv = DepthwiseConv3x3(dim)
         self.out_trans = nn.Conv2d(dim, dim, 1)
         self.act = nn.GELU()
 
