@@ -317,9 +317,10 @@ def test_portable_files_survive_float64_rounding_differences(monkeypatch, traine
     expected = portable.decompress(data)
     np.testing.assert_array_equal(fast.decompress(data), expected)  # the decoder follows the file's flag
     # Float64 results that differ in their last bits (1e-12 relative, far more than summation order
-    # changes) leave every coded decision as it was.
+    # changes) leave every coded decision as it was: the latents pass their checksum, and only the
+    # float32 synthesis may round a pixel differently.
     _perturbed_slice_context(monkeypatch, scale_factor=1.0, relative_noise=1e-12)
-    np.testing.assert_array_equal(fast.decompress(data), expected)
+    assert np.abs(fast.decompress(data).astype(int) - expected).max() <= 1
     # The same noise at float32's precision breaks a fast file, and the checksum says so.
     monkeypatch.undo()
     fast_file = fast.compress(image, quality=1.0)

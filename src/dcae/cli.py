@@ -96,7 +96,7 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--portable",
         action="store_true",
-        help="files that decode identically on any machine (entropy model in float64 on the CPU; about 2x slower)",
+        help="files that decode on any machine (entropy model in float64 on the CPU; about 2x slower)",
     )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(handler=_run_compress)
