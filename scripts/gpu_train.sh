@@ -19,7 +19,8 @@
 # Starts from .pack/init.safetensors if present, else from the shipped default weights.
 # "resume" continues the run folder of an earlier call at its current learning rate and batch.
 #
-# Prepared and tested on CPU (see docs/models.md). On the CPU machine, once:
+# RUN (default /tmp/run) and TRAIN_DATA (default .pack/train) can be changed; tests/test_scripts.py
+# runs the whole script on CPU with small settings. Prepared on CPU (see docs/models.md); once:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #       -d .whl constriction==0.5.0 pytorch-msssim==1.0.0 tqdm
@@ -32,8 +33,9 @@ MINUTES="${1:-8}"
 DECAY_MINUTES="${2:-2}"
 OUT="${OUT:?set OUT to the folder that comes back}"
 PYTHON="${PYTHON:-python3}"
-RUN=/tmp/run
+RUN="${RUN:-/tmp/run}"
 CONFIG=configs/compact-gpu.toml
+TRAIN_DATA="${TRAIN_DATA:-.pack/train}"
 if ! "$PYTHON" -c "import constriction, pytorch_msssim, tqdm" 2>/dev/null; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
@@ -51,7 +53,7 @@ bring_back() {  # files coming back are limited to 16 MiB each; rejoin with cat 
 train() {  # train LOG ARGS...: one phase, its log's tail printed, the weights brought back
     local log="$1"; shift
     set +e
-    "$PYTHON" -m dcae.cli train "$CONFIG" --train-data .pack/train --val-data "" \
+    "$PYTHON" -m dcae.cli train "$CONFIG" --train-data "$TRAIN_DATA" --val-data "" \
         --downscale 1 1 --out "$RUN" --batch-size "$BATCH" "$@" ${EXTRA_ARGS:-} > "$log" 2>&1
     local status=$?
     set -e

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
+import os
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, random_image
+from PIL import Image
+
+from dcae import PRESETS
+from dcae.weights import load_weights
 
 
 def _load(name: str):
@@ -56,3 +62,40 @@ def test_pick_batch_command_prints_batch_and_learning_rate(tmp_path) -> None:
         check=True,
     )
     assert result.stdout.split() == ["32", "0.000141"]
+
+
+def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path) -> None:
+    """scripts/gpu_train.sh as a device call runs it, with CPU-sized settings: probe, batch choice,
+    both phases, the weights split for the trip back, then a resumed call."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for seed in range(3):
+        Image.fromarray(random_image(80, 96, seed=seed)).save(data / f"{seed}.png")
+    out, run = tmp_path / "out", tmp_path / "run"
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "OUT": str(out),
+        "RUN": str(run),
+        "TRAIN_DATA": str(data),
+        "RUN_TESTS": "0",
+        "PROBE_DEVICE": "cpu",
+        "PROBE_BATCHES": "1 2",
+        "PROBE_PATCH": "64",
+        "EXTRA_ARGS": "--workers 0 --device cpu --patch 64 --threads 1",
+        "TOTAL_SECONDS": "120",
+    }
+    script = str(REPO / "scripts" / "gpu_train.sh")
+    first = subprocess.run(["bash", script, "0.12", "0.04"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout[-1500:] + first.stderr[-1500:]
+    assert "| cpu | 2 |" in (out / "probe.log").read_text()
+    batch = int((run / "batch").read_text())
+    assert batch in (1, 2) and f"batch {batch}, learning rate" in first.stdout
+    phase2 = json.loads((out / "latest.json").read_text())
+    assert phase2["step"] > 0 and phase2["train_config"]["batch_size"] == batch
+    weights = tmp_path / "latest.safetensors"
+    weights.write_bytes(b"".join(p.read_bytes() for p in sorted(out.glob("latest.safetensors.part-*"))))
+    assert load_weights(weights)[0].config == PRESETS["compact"]
+    resumed = subprocess.run(["bash", script, "resume", "0.03"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout[-1500:] + resumed.stderr[-1500:]
+    assert json.loads((out / "latest.json").read_text())["step"] > phase2["step"]
