@@ -98,7 +98,12 @@ def main() -> None:
     rows = []
     for device, amp, compile_ in variants:
         for batch in args.batch:
-            seconds = time_steps(args.config, device, batch, args.patch, args.steps, amp, compile_)
+            try:
+                seconds = time_steps(args.config, device, batch, args.patch, args.steps, amp, compile_)
+            except torch.cuda.OutOfMemoryError:  # a batch too large for the device is a result, not a failure
+                torch.cuda.empty_cache()
+                print(f"| {device} | {batch} | {amp} | {compile_} | out of memory | | |", flush=True)
+                continue
             row = {"device": device, "batch": batch, "bf16": amp, "compile": compile_, "seconds": seconds}
             rows.append(row)
             speeds = f"{seconds:.3f} | {1 / seconds:.2f} | {batch / seconds:.1f}"

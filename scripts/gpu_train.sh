@@ -24,7 +24,7 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #       -d .whl constriction==0.5.0 pytorch-msssim==1.0.0 tqdm
-#   python scripts/make_train_pack.py ../shared/datasets/train .pack/train   # ~36 MB
+#   python scripts/make_train_pack.py ../shared/datasets/train .pack/train   # ~42 MB
 # Then one device call carrying .whl and .pack/train (the repository itself is ~20 MB of the 64 MiB).
 set -euo pipefail
 MODE=fresh

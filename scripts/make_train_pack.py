@@ -1,10 +1,15 @@
-"""Pack the training photos into a compact folder for a lent GPU machine (about 36 MB).
+"""Pack the training photos into a compact folder for a lent GPU machine (about 42 MB).
 
     python scripts/make_train_pack.py ../shared/datasets/train .pack/train --short-side 256 --quality 85
 
 Every readable image is downscaled so its shorter side is ``--short-side`` pixels (which also
-hides JPEG block artefacts of the sources) and stored as a JPEG. Kodak is never included.
-Quality 85 keeps the pack small enough to travel with the repository (64 MiB in all).
+hides JPEG block artefacts of the sources) and stored as a progressive JPEG with full-resolution
+chroma (4:4:4) and optimised Huffman tables. Kodak is never included.
+
+The pack is the training target, so its own coding noise matters: on 200 of the photos, quality
+85 with PIL's default 4:2:0 chroma came back at 34.4 dB PSNR against the downscaled photo,
+4:4:4 at 35.8 dB for 22% more bytes (progressive coding wins back 5%). 42 MB still travels with
+the repository (about 20 MB) within the 64 MiB a device call takes.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ def main() -> None:
                     size = (round(image.width * scale), round(image.height * scale))
                     image = image.resize(size, Image.Resampling.LANCZOS)
                 out = args.target / f"{index:05d}.jpg"
-                image.save(out, quality=args.quality)
+                image.save(out, quality=args.quality, subsampling=0, optimize=True, progressive=True)
                 total += out.stat().st_size
         except OSError as error:
             print(f"skipped {path}: {error}")
