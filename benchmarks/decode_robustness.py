@@ -15,6 +15,10 @@ identical (bit-exact image), close (the same latents, so the checksum passed, bu
 at most 2 levels: the noisy means shift the reconstruction slightly), refused (the latent
 checksum raised ``LatentMismatchError``) or wrong (a visibly different image, which the checksum
 should never let through).
+
+A last row per kind decodes with PyTorch's oneDNN convolutions switched off
+(``torch.backends.mkldnn.enabled = False``): a real second implementation, whose different
+summation order stands in for another machine.
 """
 
 from __future__ import annotations
@@ -49,6 +53,26 @@ def perturb_predictions(noise: float) -> None:
     DCAE.slice_context = perturbed
 
 
+def tally(codec, coded: list[tuple[bytes, np.ndarray]]) -> dict[str, int]:
+    """Decode every file and count how each one came back."""
+    counts = {"identical": 0, "close": 0, "refused": 0, "wrong": 0}
+    for data, expected in coded:
+        try:
+            decoded = codec.decompress(data)
+        except LatentMismatchError:
+            counts["refused"] += 1
+            continue
+        error = np.abs(decoded.astype(int) - expected).max()
+        counts["identical" if error == 0 else "close" if error <= 2 else "wrong"] += 1
+    return counts
+
+
+def report(portable: bool, noise: str, counts: dict[str, int]) -> None:
+    kind = "portable (float64)" if portable else "fast (float32)"
+    cells = " | ".join(str(counts[k]) for k in ("identical", "close", "refused", "wrong"))
+    print(f"| {kind} | {noise} | {cells} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
@@ -69,22 +93,17 @@ def main() -> None:
             data = codec.compress(load_image(path)[0], quality=args.quality)
             coded.append((data, codec.decompress(data)))
         for noise in args.noise:
-            counts = {"identical": 0, "close": 0, "refused": 0, "wrong": 0}
             perturb_predictions(noise)
             try:
-                for data, expected in coded:
-                    try:
-                        decoded = codec.decompress(data)
-                    except LatentMismatchError:
-                        counts["refused"] += 1
-                        continue
-                    error = np.abs(decoded.astype(int) - expected).max()
-                    counts["identical" if error == 0 else "close" if error <= 2 else "wrong"] += 1
+                counts = tally(codec, coded)
             finally:
                 DCAE.slice_context = ORIGINAL_SLICE_CONTEXT
-            kind = "portable (float64)" if portable else "fast (float32)"
-            cells = " | ".join(str(counts[k]) for k in ("identical", "close", "refused", "wrong"))
-            print(f"| {kind} | {noise:g} | {cells} |", flush=True)
+            report(portable, f"{noise:g}", counts)
+        torch.backends.mkldnn.enabled = False
+        try:
+            report(portable, "none, oneDNN off", tally(codec, coded))
+        finally:
+            torch.backends.mkldnn.enabled = True
 
 
 if __name__ == "__main__":
