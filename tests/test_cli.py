@@ -114,6 +114,23 @@ def test_wrong_model_is_refused(image: Path, tiny_weights: Path, tmp_path: Path,
     assert "other weights" in _single_error_line(capsys.readouterr().err)
 
 
+def test_a_latent_checksum_mismatch_is_one_line(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    import dataclasses
+
+    from dcae import bitstream
+
+    coded = tmp_path / "photo.dcae"
+    assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
+    header, payload = bitstream.unpack(coded.read_bytes())
+    # A valid file whose checksum disagrees with its latents: what a decoder that predicts
+    # differently from the encoder finds.
+    forged = dataclasses.replace(header, latent_checksum=header.latent_checksum ^ 1)
+    coded.write_bytes(bitstream.pack(forged, payload))
+    assert main(["decompress", str(coded), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)]) == 1
+    assert "fail their checksum" in _single_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_console_script_runs_and_lists_models() -> None:
     result = subprocess.run([sys.executable, "-m", "dcae.cli", "models"], capture_output=True, text=True)
     assert result.returncode == 0 and "default" in result.stdout
