@@ -131,6 +131,16 @@ def test_a_latent_checksum_mismatch_is_one_line(image: Path, tiny_weights: Path,
     assert not (tmp_path / "out.png").exists()
 
 
+def test_warnings_are_one_line_naming_the_file(tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    deep = tmp_path / "deep.png"
+    Image.fromarray((np.arange(48 * 80).reshape(48, 80) * 17 % 65536).astype(np.uint16)).save(deep)
+    assert main(["compress", str(deep), "-o", str(tmp_path / "deep.dcae"), "--model", str(tiny_weights)]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"dcae: warning: {deep} has more than 8 bits per sample; reducing to 8 bits"]
+
+
 def test_console_script_runs_and_lists_models() -> None:
     result = subprocess.run([sys.executable, "-m", "dcae.cli", "models"], capture_output=True, text=True)
     assert result.returncode == 0 and "default" in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -467,12 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+    """Warnings reach the user as one ``dcae: warning:`` line, without Python's source location."""
+    print(f"dcae: warning: {message}", file=sys.stderr)
+
+
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Entry point of the ``dcae`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except KeyboardInterrupt:
         print("dcae: interrupted", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -49,14 +49,14 @@ def _from_array(array: np.ndarray) -> tuple[np.ndarray, ColourMode]:
     raise ImageError(f"unsupported array dtype {array.dtype}; use uint8, uint16 or floats in [0, 1]")
 
 
-def _from_pil(image: Image.Image) -> tuple[np.ndarray, ColourMode]:
+def _from_pil(image: Image.Image, what: str = "the image") -> tuple[np.ndarray, ColourMode]:
     image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.int64)
         if array.max(initial=0) > 65535 or array.min(initial=0) < 0:
             raise ImageError(f"unsupported {mode} image with values outside 0..65535")
-        gray = _from_16bit(array, "the image")
+        gray = _from_16bit(array, what)
         return np.stack([gray] * 3, axis=-1), ColourMode.L
     if mode == "F":
         raise ImageError("32-bit float images are not supported; convert to 8 or 16 bits first")
@@ -99,7 +99,7 @@ def load_image(source: ImageLike) -> tuple[np.ndarray, ColourMode]:
         try:
             with Image.open(path) as image:
                 image.load()
-                return _from_pil(image)
+                return _from_pil(image, what=str(path))
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
             raise ImageError(f"cannot read image {path}: {error}") from None
     raise ImageError(f"expected a path, PIL image or numpy array, got {type(source).__name__}")
