@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), help="default: cpu, and cuda if present")
-    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast (CUDA)")
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile with bf16 (CUDA)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
@@ -87,7 +87,7 @@ def main() -> None:
     variants = []
     for device in devices:
         variants.append((device, False, False))
-        if device == "cuda" and args.bf16:
+        if args.bf16:
             variants.append((device, True, False))
         if device == "cuda" and args.compile:
             variants.append((device, True, True))
