@@ -22,29 +22,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcae.codec import load_codec, pad_image
+from dcae.codec import load_codec, pad_image, to_uint8
 from dcae.evaluation.metrics import psnr
 from dcae.imageio import load_image
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kodak"
 
 
-def unquantised_reconstruction(model, image: np.ndarray, quality, pad_mode) -> np.ndarray:
-    """Synthesis of the unrounded (gained) latent, cropped and rounded to 8 bits like a decode."""
+def padded_tensor(model, image: np.ndarray, pad_mode) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H', W') floats in [0, 1], padded to the model stride as the codec does."""
     x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
+    return pad_image(x, model.stride, pad_mode)
+
+
+def as_decoded(x_hat: torch.Tensor, image: np.ndarray) -> np.ndarray:
+    """Crop the padding and round to 8 bits, like a decode."""
+    return to_uint8(x_hat[..., : image.shape[0], : image.shape[1]])[0]
+
+
+def unquantised_reconstruction(model, image: np.ndarray, quality, pad_mode) -> np.ndarray:
+    """Synthesis of the unrounded (gained) latent."""
     with torch.inference_mode():
-        padded = pad_image(x, model.stride, pad_mode)
-        x_hat = model.synthesis(model.analysis(padded, quality), quality)
-    x_hat = x_hat[0, :, : image.shape[0], : image.shape[1]].clamp(0, 1)
-    return (x_hat * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        padded = padded_tensor(model, image, pad_mode)
+        return as_decoded(model.synthesis(model.analysis(padded, quality), quality), image)
 
 
 def fitted_latent_reconstruction(model, image: np.ndarray, quality, pad_mode, steps: int) -> np.ndarray:
-    """Synthesis of a latent fitted to the image by gradient descent (the synthesis's own ceiling)."""
-    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
-    padded = pad_image(x, model.stride, pad_mode)
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
+    """Synthesis of a latent fitted to the image by gradient descent (the synthesis's own ceiling).
+    The model's parameters must not require gradients."""
+    padded = padded_tensor(model, image, pad_mode)
     with torch.no_grad():
         latent = model.analysis(padded, quality)
     latent.requires_grad_(True)
@@ -55,9 +61,7 @@ def fitted_latent_reconstruction(model, image: np.ndarray, quality, pad_mode, st
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        x_hat = model.synthesis(latent, quality)
-    x_hat = x_hat[0, :, : image.shape[0], : image.shape[1]].clamp(0, 1)
-    return (x_hat * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return as_decoded(model.synthesis(latent, quality), image)
 
 
 def main() -> None:
@@ -70,6 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     codec = load_codec(args.model)
+    codec.model.requires_grad_(False)  # only the fitted latent is optimised
     qualities = args.qualities if codec.variable_rate else [None]
     paths = sorted(KODAK.glob("*.png"))[: args.images]
     images = [load_image(path)[0] for path in paths]
