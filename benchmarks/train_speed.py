@@ -2,14 +2,15 @@
 
     python benchmarks/train_speed.py [--config configs/compact-gpu.toml] [--batch 8 16 32]
         [--patch 256] [--steps 10] [--threads 1] [--devices cpu cuda] [--bf16] [--compile]
-        [--json results.json]
+        [--channels-last] [--json results.json]
 
 Each row builds a :class:`dcae.training.Trainer` from the config (random weights, the config's
 lambdas and rate sampling) and times ``Trainer.train_step`` on one fixed random batch: forward,
 rate-distortion and auxiliary losses, backward, clipping, both optimisers, exactly as training
 runs them, without data loading (the trainer's loader decodes from memory in worker processes).
 Prints the median over ``--steps`` after two warm-up steps. On CUDA, products use TensorFloat-32
-as in training; ``--bf16`` adds rows with bf16 autocast, ``--compile`` rows with torch.compile.
+as in training; ``--bf16`` adds rows with bf16 autocast, ``--compile`` rows with torch.compile,
+``--channels-last`` a channels-last twin of every bf16 row.
 ``scripts/gpu_train.sh`` runs it to choose its batch size on the machine it gets.
 """
 
@@ -29,7 +30,16 @@ from PIL import Image
 from dcae.training import Trainer, load_train_config
 
 
-def time_steps(config_path: str, device: str, batch: int, patch: int, steps: int, amp: bool, compile_: bool) -> float:
+def time_steps(
+    config_path: str,
+    device: str,
+    batch: int,
+    patch: int,
+    steps: int,
+    amp: bool,
+    compile_: bool,
+    channels_last: bool = False,
+) -> float:
     """Median seconds of one training step."""
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder, "data")
@@ -44,6 +54,7 @@ def time_steps(config_path: str, device: str, batch: int, patch: int, steps: int
             "device": device,
             "amp": "bf16" if amp else "off",
             "compile": compile_,
+            "channels_last": channels_last,
             "batch_size": batch,
             "patch": patch,
             "workers": 0,
@@ -77,7 +88,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), help="default: cpu, and cuda if present")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile with bf16 (CUDA)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile with bf16")
+    parser.add_argument("--channels-last", action="store_true", help="also time bf16 rows in channels-last layout")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -86,28 +98,36 @@ def main() -> None:
         parser.error("--devices cuda: no CUDA device on this machine")
     variants = []
     for device in devices:
-        variants.append((device, False, False))
-        if args.bf16:
-            variants.append((device, True, False))
-        if device == "cuda" and args.compile:
-            variants.append((device, True, True))
+        variants.append((device, False, False, False))
+        for compile_ in [False] * args.bf16 + [True] * args.compile:
+            variants.append((device, True, compile_, False))
+            if args.channels_last:
+                variants.append((device, True, compile_, True))
     crops = f"{args.patch}x{args.patch} crops"
     print(f"config {args.config}, {crops}, {args.threads} CPU threads, median of {args.steps} steps\n")
-    print("| device | batch | bf16 | compile | s/step | steps/s | images/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| device | batch | bf16 | compile | channels last | s/step | steps/s | images/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
-    for device, amp, compile_ in variants:
+    for device, amp, compile_, channels_last in variants:
         for batch in args.batch:
+            settings = f"{device} | {batch} | {amp} | {compile_} | {channels_last}"
             try:
-                seconds = time_steps(args.config, device, batch, args.patch, args.steps, amp, compile_)
+                seconds = time_steps(args.config, device, batch, args.patch, args.steps, amp, compile_, channels_last)
             except torch.cuda.OutOfMemoryError:  # a batch too large for the device is a result, not a failure
                 torch.cuda.empty_cache()
-                print(f"| {device} | {batch} | {amp} | {compile_} | out of memory | | |", flush=True)
+                print(f"| {settings} | out of memory | | |", flush=True)
                 continue
-            row = {"device": device, "batch": batch, "bf16": amp, "compile": compile_, "seconds": seconds}
+            row = {
+                "device": device,
+                "batch": batch,
+                "bf16": amp,
+                "compile": compile_,
+                "channels_last": channels_last,
+                "seconds": seconds,
+            }
             rows.append(row)
             speeds = f"{seconds:.3f} | {1 / seconds:.2f} | {batch / seconds:.1f}"
-            print(f"| {device} | {batch} | {amp} | {compile_} | {speeds} |", flush=True)
+            print(f"| {settings} | {speeds} |", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 
