@@ -99,7 +99,8 @@ def main() -> None:
     variants = []
     for device in devices:
         variants.append((device, False, False, False))
-        for compile_ in [False] * args.bf16 + [True] * args.compile:
+        bf16_variants = ([False] if args.bf16 else []) + ([True] if args.compile else [])  # compiled or not
+        for compile_ in bf16_variants:
             variants.append((device, True, compile_, False))
             if args.channels_last:
                 variants.append((device, True, compile_, True))
