@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -245,7 +246,10 @@ def test_a_signal_to_the_whole_process_group_stops_training_cleanly(image_folder
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, stderr[-500:]
     assert "stopped by a signal" in stdout + stderr
-    assert json.loads((out / "latest.json").read_text())["step"] >= 3
+    meta = json.loads((out / "latest.json").read_text())
+    assert meta["step"] >= 3
+    recorded = shlex.split(meta["command"])  # the command pastes back, empty arguments included
+    assert recorded[:2] == ["dcae", "train"] and recorded[recorded.index("--val-data") + 1] == ""
 
 
 def test_a_signal_stops_training_with_a_checkpoint(image_folder: Path, tmp_path: Path, monkeypatch) -> None:

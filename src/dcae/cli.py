@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
@@ -369,7 +370,7 @@ def _run_train(args: argparse.Namespace) -> int:
         if overrides[key] is not None:
             overrides[key] = list(overrides[key])
     config = load_train_config(args.config, overrides)
-    Trainer(config, resume=args.resume, command="dcae " + " ".join(sys.argv[1:])).run()
+    Trainer(config, resume=args.resume, command=shlex.join(["dcae", *sys.argv[1:]])).run()
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -73,7 +74,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: bool = False, command: str = "") -> None:
         self.cfg = config.validate()
-        self.command = command or " ".join(sys.argv)
+        self.command = command or shlex.join(sys.argv)  # quoted: it pastes back into a shell
         self.out = Path(config.out)
         self._setup_distributed()
         if config.threads:
