@@ -237,7 +237,11 @@ def test_cuda_forward_matches_cpu() -> None:
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
         cpu = model(x)["x_hat"]
-        gpu = model.to("cuda")(x.to("cuda"))["x_hat"].cpu()
+    # Moved outside inference mode: parameters moved inside it become inference tensors,
+    # which the training forward below could not save for backward.
+    model.to("cuda")
+    with torch.inference_mode():
+        gpu = model(x.to("cuda"))["x_hat"].cpu()
     torch.testing.assert_close(cpu, gpu, atol=1e-3, rtol=1e-3)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = model.train()(x.cuda())
