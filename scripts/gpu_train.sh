@@ -5,7 +5,7 @@
 #   bash scripts/gpu_train.sh resume MINUTES     # a later call on the still-warm machine
 #
 # A fresh call first runs the CUDA-only tests (RUN_TESTS=0 skips them) and a throughput probe
-# (benchmarks/train_speed.py on the device for batch sizes PROBE_BATCHES, default "16 32 64"):
+# (benchmarks/train_speed.py on the device for batch sizes PROBE_BATCHES, default "16 32 64 128"):
 # scripts/pick_batch.py keeps the batch that trains clearly more images per second and scales
 # the learning rate with it. Each check has a time limit; a failed check is reported and
 # training goes on (with the config's batch if the probe failed). Logs come back in $OUT.
@@ -82,7 +82,7 @@ fi
 set +e
 mkdir -p "$RUN"
 timeout 120 "$PYTHON" benchmarks/train_speed.py --config "$CONFIG" --devices "${PROBE_DEVICE:-cuda}" \
-    --batch ${PROBE_BATCHES:-16 32 64} --patch "${PROBE_PATCH:-256}" --steps 6 --json "$RUN/probe.json" \
+    --batch ${PROBE_BATCHES:-16 32 64 128} --patch "${PROBE_PATCH:-256}" --steps 6 --json "$RUN/probe.json" \
     > "$OUT/probe.log" 2>&1
 probe=$?
 set -e
