@@ -17,6 +17,7 @@
 # that checks and training together end within it.
 # The weights come back after each phase, so a crash in the second still returns the first.
 # Starts from .pack/init.safetensors if present, else from the shipped default weights.
+# BATCH_LR="64 5e-5" skips the probe and trains with that batch and learning rate.
 # "resume" continues the run folder of an earlier call at its current learning rate and batch.
 #
 # RUN (default /tmp/run) and TRAIN_DATA (default .pack/train) can be changed; tests/test_scripts.py
@@ -79,19 +80,23 @@ if [ "${RUN_TESTS:-1}" = 1 ]; then
     echo "CUDA-only tests (exit $?):"; tail -4 "$OUT/cuda-tests.log"
     set -e
 fi
-set +e
 mkdir -p "$RUN"
-timeout 120 "$PYTHON" benchmarks/train_speed.py --config "$CONFIG" --devices "${PROBE_DEVICE:-cuda}" \
-    --batch ${PROBE_BATCHES:-16 32 64 128} --patch "${PROBE_PATCH:-256}" --steps 6 --json "$RUN/probe.json" \
-    > "$OUT/probe.log" 2>&1
-probe=$?
-set -e
-cat "$OUT/probe.log"
-choice=""
-if [ "$probe" = 0 ]; then
-    choice=$("$PYTHON" scripts/pick_batch.py "$RUN/probe.json" --base-batch "$BASE_BATCH" --base-lr "$BASE_LR" || true)
+if [ -n "${BATCH_LR:-}" ]; then  # "BATCH LR" given: no probe (a short follow-up call on a known machine)
+    read -r BATCH LR <<< "$BATCH_LR"
+else
+    set +e
+    timeout 120 "$PYTHON" benchmarks/train_speed.py --config "$CONFIG" --devices "${PROBE_DEVICE:-cuda}" \
+        --batch ${PROBE_BATCHES:-16 32 64 128} --patch "${PROBE_PATCH:-256}" --steps 6 --json "$RUN/probe.json" \
+        > "$OUT/probe.log" 2>&1
+    probe=$?
+    set -e
+    cat "$OUT/probe.log"
+    choice=""
+    if [ "$probe" = 0 ]; then
+        choice=$("$PYTHON" scripts/pick_batch.py "$RUN/probe.json" --base-batch "$BASE_BATCH" --base-lr "$BASE_LR" || true)
 fi
 if [ -n "$choice" ]; then read -r BATCH LR <<< "$choice"; else echo "no probe result; training with the config's batch"; fi
+fi
 echo "$BATCH" > "$RUN/batch"
 echo "batch $BATCH, learning rate $LR (config: batch $BASE_BATCH, $BASE_LR); checks took ${SECONDS} s"
 

@@ -64,19 +64,20 @@ def test_pick_batch_command_prints_batch_and_learning_rate(tmp_path) -> None:
     assert result.stdout.split() == ["32", "0.000141"]
 
 
-def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path) -> None:
-    """scripts/gpu_train.sh as a device call runs it, with CPU-sized settings: probe, batch choice,
-    both phases, the weights split for the trip back, then a resumed call."""
+GPU_SCRIPT = str(REPO / "scripts" / "gpu_train.sh")
+
+
+def _gpu_script_env(tmp_path, **extra: str) -> dict[str, str]:
+    """Environment that runs scripts/gpu_train.sh on CPU with tiny images, crops and time limits."""
     data = tmp_path / "data"
     data.mkdir()
     for seed in range(3):
         Image.fromarray(random_image(80, 96, seed=seed)).save(data / f"{seed}.png")
-    out, run = tmp_path / "out", tmp_path / "run"
-    env = {
+    return {
         **os.environ,
         "PYTHON": sys.executable,
-        "OUT": str(out),
-        "RUN": str(run),
+        "OUT": str(tmp_path / "out"),
+        "RUN": str(tmp_path / "run"),
         "TRAIN_DATA": str(data),
         "RUN_TESTS": "0",
         "PROBE_DEVICE": "cpu",
@@ -84,8 +85,16 @@ def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path) -> None:
         "PROBE_PATCH": "64",
         "EXTRA_ARGS": "--workers 0 --device cpu --patch 64 --threads 1",
         "TOTAL_SECONDS": "120",
+        **extra,
     }
-    script = str(REPO / "scripts" / "gpu_train.sh")
+
+
+def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path) -> None:
+    """scripts/gpu_train.sh as a device call runs it, with CPU-sized settings: probe, batch choice,
+    both phases, the weights split for the trip back, then a resumed call."""
+    env = _gpu_script_env(tmp_path)
+    out, run = tmp_path / "out", tmp_path / "run"
+    script = GPU_SCRIPT
     first = subprocess.run(["bash", script, "0.12", "0.04"], cwd=REPO, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-1500:] + first.stderr[-1500:]
     assert "| cpu | 2 |" in (out / "probe.log").read_text()
@@ -99,3 +108,17 @@ def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path) -> None:
     resumed = subprocess.run(["bash", script, "resume", "0.03"], cwd=REPO, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout[-1500:] + resumed.stderr[-1500:]
     assert json.loads((out / "latest.json").read_text())["step"] > phase2["step"]
+
+
+def test_the_gpu_training_script_skips_the_probe_when_given_batch_and_learning_rate(tmp_path) -> None:
+    """BATCH_LR sets the batch and the first phase's rate; the second phase runs at a quarter of it."""
+    env = _gpu_script_env(
+        tmp_path, BATCH_LR="3 2e-5", EXTRA_ARGS="--workers 0 --device cpu --patch 64 --threads 1 --log-every 1"
+    )
+    done = subprocess.run(["bash", GPU_SCRIPT, "0.05", "0.02"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    out = tmp_path / "out"
+    assert not (out / "probe.log").exists() and "batch 3, learning rate 2e-5" in done.stdout
+    assert json.loads((out / "latest.json").read_text())["train_config"]["batch_size"] == 3
+    rates = {float(row.split(",")[6]) for row in (out / "log.csv").read_text().splitlines()[1:]}
+    assert rates == {2e-5, 5e-6}
