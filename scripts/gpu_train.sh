@@ -94,8 +94,8 @@ else
     choice=""
     if [ "$probe" = 0 ]; then
         choice=$("$PYTHON" scripts/pick_batch.py "$RUN/probe.json" --base-batch "$BASE_BATCH" --base-lr "$BASE_LR" || true)
-fi
-if [ -n "$choice" ]; then read -r BATCH LR <<< "$choice"; else echo "no probe result; training with the config's batch"; fi
+    fi
+    if [ -n "$choice" ]; then read -r BATCH LR <<< "$choice"; else echo "no probe result; training with the config's batch"; fi
 fi
 echo "$BATCH" > "$RUN/batch"
 echo "batch $BATCH, learning rate $LR (config: batch $BASE_BATCH, $BASE_LR); checks took ${SECONDS} s"

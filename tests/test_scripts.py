@@ -65,6 +65,7 @@ def test_pick_batch_command_prints_batch_and_learning_rate(tmp_path) -> None:
 
 
 GPU_SCRIPT = str(REPO / "scripts" / "gpu_train.sh")
+CPU_TRAIN_ARGS = "--workers 0 --device cpu --patch 64 --threads 1"
 
 
 def _gpu_script_env(tmp_path, **extra: str) -> dict[str, str]:
@@ -83,7 +84,7 @@ def _gpu_script_env(tmp_path, **extra: str) -> dict[str, str]:
         "PROBE_DEVICE": "cpu",
         "PROBE_BATCHES": "1 2",
         "PROBE_PATCH": "64",
-        "EXTRA_ARGS": "--workers 0 --device cpu --patch 64 --threads 1",
+        "EXTRA_ARGS": CPU_TRAIN_ARGS,
         "TOTAL_SECONDS": "120",
         **extra,
     }
@@ -94,8 +95,7 @@ def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path) -> None:
     both phases, the weights split for the trip back, then a resumed call."""
     env = _gpu_script_env(tmp_path)
     out, run = tmp_path / "out", tmp_path / "run"
-    script = GPU_SCRIPT
-    first = subprocess.run(["bash", script, "0.12", "0.04"], cwd=REPO, env=env, capture_output=True, text=True)
+    first = subprocess.run(["bash", GPU_SCRIPT, "0.12", "0.04"], cwd=REPO, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-1500:] + first.stderr[-1500:]
     assert "| cpu | 2 |" in (out / "probe.log").read_text()
     batch = int((run / "batch").read_text())
@@ -105,16 +105,14 @@ def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path) -> None:
     weights = tmp_path / "latest.safetensors"
     weights.write_bytes(b"".join(p.read_bytes() for p in sorted(out.glob("latest.safetensors.part-*"))))
     assert load_weights(weights)[0].config == PRESETS["compact"]
-    resumed = subprocess.run(["bash", script, "resume", "0.03"], cwd=REPO, env=env, capture_output=True, text=True)
+    resumed = subprocess.run(["bash", GPU_SCRIPT, "resume", "0.03"], cwd=REPO, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout[-1500:] + resumed.stderr[-1500:]
     assert json.loads((out / "latest.json").read_text())["step"] > phase2["step"]
 
 
 def test_the_gpu_training_script_skips_the_probe_when_given_batch_and_learning_rate(tmp_path) -> None:
     """BATCH_LR sets the batch and the first phase's rate; the second phase runs at a quarter of it."""
-    env = _gpu_script_env(
-        tmp_path, BATCH_LR="3 2e-5", EXTRA_ARGS="--workers 0 --device cpu --patch 64 --threads 1 --log-every 1"
-    )
+    env = _gpu_script_env(tmp_path, BATCH_LR="3 2e-5", EXTRA_ARGS=f"{CPU_TRAIN_ARGS} --log-every 1")
     done = subprocess.run(["bash", GPU_SCRIPT, "0.05", "0.02"], cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     out = tmp_path / "out"
