@@ -147,11 +147,11 @@ def test_decoding_is_identical_across_processes_and_thread_counts(tiny_weights, 
     # The latents decode exactly (the file's latent checksum would fail otherwise); the float32
     # synthesis may round a rare pixel one level apart when the thread count changes how a
     # kernel splits its sums (seen on an AVX-512 host: 1 value of 46,080), as the README says.
-    two, one = np.load(tmp_path / "two.npy").astype(int), np.load(tmp_path / "one.npy").astype(int)
-    assert np.abs(two - one).max() <= 1
+    two, one = np.load(tmp_path / "two.npy"), np.load(tmp_path / "one.npy")
+    assert np.abs(two.astype(int) - one.astype(int)).max() <= 1
     assert np.count_nonzero(two != one) <= two.size // 1000
     in_process = load_codec(tiny_weights).decompress(coded.read_bytes())
-    np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), in_process)
+    np.testing.assert_array_equal(two, in_process)
 
 
 def test_header_size_is_small() -> None:
