@@ -129,7 +129,7 @@ def test_load_codec_from_weights_file(tiny_weights) -> None:
 
 
 @pytest.mark.parametrize("portable", [False, True])
-def test_decoding_is_identical_across_processes_and_thread_counts(tiny_weights, tmp_path, portable) -> None:
+def test_decoding_agrees_across_processes_and_thread_counts(tiny_weights, tmp_path, portable) -> None:
     image_path = tmp_path / "image.png"
     Image.fromarray(random_image(96, 160)).save(image_path)
     script = (
