@@ -81,6 +81,23 @@ def test_resume_equals_an_uninterrupted_run(image_folder: Path, tmp_path: Path) 
         assert torch.equal(a[name], b[name]), name
 
 
+def test_resume_keeps_the_runs_origin_and_every_command(image_folder: Path, tmp_path: Path) -> None:
+    """A resume command names no --init-from; the weights must still record where the run began."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    Trainer(_config(image_folder, tmp_path / "base", steps=2)).run()
+    origin = str(tmp_path / "base" / "latest.safetensors")
+    run = tmp_path / "continued"
+    Trainer(_config(image_folder, run, steps=2, init_from=origin), command="dcae train --init-from x").run()
+    Trainer(_config(image_folder, run, steps=4), resume=True, command="dcae train --resume").run()
+    meta = json.loads((run / "latest.json").read_text())
+    assert meta["step"] == 4 and meta["train_config"]["init_from"] == origin
+    assert meta["commands"] == ["dcae train --init-from x", "dcae train --resume"]
+    assert meta["command"] == "dcae train --resume"
+    assert json.loads((run / "train_config.json").read_text())["init_from"] == origin
+
+
 def test_variable_rate_training_draws_lambdas(image_folder: Path, tmp_path: Path) -> None:
     import warnings
 

@@ -29,6 +29,7 @@ class Job:
     qualities: tuple["float | None", ...]
     model: str = ""
     threads: int = 1
+    optimize_steps: int = 0  # dcae: encoder-side latent optimisation
 
 
 @dataclass
@@ -60,22 +61,23 @@ class CodecResult:
 _CODEC_CACHE: dict[str, Any] = {}
 
 
-def _dcae_codec(model: str, threads: int):
+def _dcae_codec(model: str, threads: int, optimize_steps: int):
     import torch
 
     from ..codec import load_codec
 
     torch.set_num_threads(threads)
-    if model not in _CODEC_CACHE:
-        _CODEC_CACHE[model] = load_codec(model)
-    return _CODEC_CACHE[model]
+    key = f"{model}|{optimize_steps}"
+    if key not in _CODEC_CACHE:
+        _CODEC_CACHE[key] = load_codec(model, optimize_steps=optimize_steps)
+    return _CODEC_CACHE[key]
 
 
 def run_job(job: Job) -> tuple[Job, list[dict[str, Any]]]:
     """Encode and decode one image at every quality of the job; returns metric rows."""
     reference, _ = load_image(job.image)
     if job.codec == DCAE_KEY:
-        codec = _dcae_codec(job.model, job.threads)
+        codec = _dcae_codec(job.model, job.threads, job.optimize_steps)
         encode: Callable = lambda a, q: codec.compress(a, quality=q)  # noqa: E731
         decode: Callable = codec.decompress
     else:
@@ -115,8 +117,10 @@ def evaluate(
     jobs: int = 1,
     max_images: "int | None" = None,
     progress: "Callable[[int, int], None] | None" = None,
+    optimize_steps: int = 0,
 ) -> dict[str, CodecResult]:
-    """Measure dcae (when ``model`` is given) and the named classic codecs on every image."""
+    """Measure dcae (when ``model`` is given, with ``optimize_steps`` of latent optimisation per
+    image) and the named classic codecs on every image."""
     images = [str(p) for p in find_images(dataset)][: max_images or None]
     unknown = [c for c in codecs if c not in CLASSIC_CODECS]
     if unknown:
@@ -126,9 +130,11 @@ def evaluate(
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     if model is not None:
         description, default_q = dcae_description(model)
+        if optimize_steps:
+            description += f", {optimize_steps} steps of latent optimisation per image"
         sweep = tuple(qualities) if qualities else tuple(default_q)
         results[DCAE_KEY] = CodecResult("dcae", description, list(sweep))
-        job_list += [Job(DCAE_KEY, image, sweep, model, threads) for image in images]
+        job_list += [Job(DCAE_KEY, image, sweep, model, threads, optimize_steps) for image in images]
     for key in codecs:
         classic = CLASSIC_CODECS[key]
         results[key] = CodecResult(classic.name, classic.description + ", real files", list(classic.qualities))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -148,6 +149,13 @@ class Trainer:
         if resume and latest.exists():
             model, meta = load_weights(latest)
             self._resumed_step = int(meta.get("step", -1))
+            # The run's origin stays on record: a resume command names no --init-from, and the
+            # weights' metadata must still say where the run started and how it was continued.
+            saved = meta.get("train_config") or {}
+            if not self.cfg.init_from and isinstance(saved.get("init_from"), str):
+                self.cfg = dataclasses.replace(self.cfg, init_from=saved["init_from"])
+            earlier = meta.get("commands") or ([meta["command"]] if meta.get("command") else [])
+            self._earlier_commands = [str(c) for c in earlier if isinstance(c, str)]
             return model.train()
         if self.cfg.init_from:
             model, _ = load_weights(self.cfg.init_from)
@@ -388,6 +396,7 @@ class Trainer:
             "dcae_version": __version__,
             "torch_version": torch.__version__,
             "command": self.command,
+            "commands": [*getattr(self, "_earlier_commands", []), self.command],  # every start and resume
             "world_size": self.world,
             "rank_digests": getattr(self, "rank_digests", None),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

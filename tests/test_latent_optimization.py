@@ -1,0 +1,139 @@
+"""Encoder-side latent optimisation: it measures what the codec spends, lowers it, and never
+makes a file the stock decoder cannot read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import KODAK, random_image, random_model
+from PIL import Image
+
+from dcae import bitstream
+from dcae.cli import main
+from dcae.codec import Codec, QualityError, load_codec, pad_image
+from dcae.imageio import load_image
+from dcae.latent_optimization import lambda_for_quality, optimize_latents, rate_distortion_costs
+from dcae.weights import read_metadata
+from dcae.zoo import resolve_model_path
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return load_codec("default")
+
+
+@pytest.fixture(scope="module")
+def lambdas() -> list[float]:
+    return read_metadata(resolve_model_path("default"))["lambdas"]
+
+
+def _crop(name: str, top: int = 128, left: int = 192) -> np.ndarray:
+    array, _ = load_image(KODAK / name)
+    return np.array(array[top : top + 128, left : left + 192])
+
+
+def _file_cost(data: bytes, decoded: np.ndarray, original: np.ndarray, lmbda: float) -> float:
+    """What a file really costs in the training objective's units: its bits per pixel (header
+    included) plus lambda times its squared error in 8-bit units."""
+    height, width = original.shape[:2]
+    mse = float(np.mean((decoded.astype(np.float64) - original) ** 2))
+    return 8 * len(data) / (height * width) + lmbda * mse
+
+
+def test_lambda_follows_the_gain_units_geometric_interpolation() -> None:
+    assert lambda_for_quality([1.0, 4.0, 16.0], 0.5) == pytest.approx(2.0)
+    assert lambda_for_quality([1.0, 4.0, 16.0], 2.0) == pytest.approx(16.0)
+    assert lambda_for_quality([0.01], None) == 0.01
+    with pytest.raises(ValueError, match="unknown"):
+        lambda_for_quality([], 1.0)
+    with pytest.raises(ValueError, match="needs a quality"):
+        lambda_for_quality([1.0, 2.0], None)
+
+
+def test_the_exact_cost_is_what_the_codec_spends(codec: Codec, lambdas: list[float]) -> None:
+    image = _crop("kodim23.png")
+    quality = 2.0
+    lmbda = lambda_for_quality(lambdas, quality)
+    x = pad_image(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, 64)
+    with torch.no_grad():
+        y = codec.model.analysis(x, quality)
+        _, exact = rate_distortion_costs(codec.model, x, y, codec.model.h_a(y), quality, lmbda, (128, 192))
+    data = codec.compress(image, quality=quality)
+    actual = _file_cost(data, codec.decompress(data), image, lmbda)
+    header_bpp = 8 * (len(data) - len(bitstream.unpack(data)[1])) / (128 * 192)
+    assert float(exact[0]) == pytest.approx(actual - header_bpp, rel=0.03)
+
+
+@pytest.mark.parametrize(("name", "quality"), [("kodim23.png", 1.0), ("kodim05.png", 3.5)])
+def test_optimised_files_cost_less_and_decode_with_the_stock_decoder(
+    codec: Codec, lambdas: list[float], name: str, quality: float
+) -> None:
+    image = _crop(name)
+    lmbda = lambda_for_quality(lambdas, quality)
+    optimising = load_codec("default", optimize_steps=12)
+    plain_file = codec.compress(image, quality=quality)
+    optimised_file = optimising.compress(image, quality=quality)
+    assert optimised_file != plain_file
+    decoded = codec.decompress(optimised_file)  # the plain codec reads it: the decoder is unchanged
+    assert np.array_equal(decoded, optimising.decompress(optimised_file))
+    plain_cost = _file_cost(plain_file, codec.decompress(plain_file), image, lmbda)
+    assert _file_cost(optimised_file, decoded, image, lmbda) < 0.99 * plain_cost
+
+
+def test_the_search_keeps_the_starting_latents_when_no_step_helps(codec: Codec, lambdas: list[float]) -> None:
+    image = _crop("kodim23.png")
+    x = pad_image(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, 64)
+    lmbda = lambda_for_quality(lambdas, 2.0)
+    with torch.no_grad():
+        start = codec.model.analysis(x, 2.0)
+    for steps, learning_rate in ((0, 0.008), (3, 50.0)):  # a huge step only makes things worse
+        found = optimize_latents(codec.model, x, 2.0, lmbda, steps, (128, 192), learning_rate)
+        assert found.final_cost == found.initial_cost
+        assert torch.equal(found.y, start)
+    assert all(p.requires_grad for p in codec.model.main_parameters())  # weights left as found
+    found = optimize_latents(codec.model, torch.cat([x, x.flip(-1)]), 2.0, lmbda, 6, (128, 192))
+    assert all(f < i for f, i in zip(found.final_cost, found.initial_cost))  # per image
+
+
+def test_rate_control_with_optimisation_fits_the_target_closer_to_the_image(codec: Codec) -> None:
+    image = _crop("kodim05.png")
+    target = len(codec.compress(image, quality=2.5))
+
+    def error(data: bytes) -> float:
+        return float(np.mean((codec.decompress(data).astype(np.float64) - image) ** 2))
+
+    optimised = load_codec("default", optimize_steps=6).compress(image, target_size=target)
+    assert len(optimised) <= target
+    assert error(optimised) < error(codec.compress(image, target_size=target))
+
+
+def test_settings_it_cannot_honour_are_refused(monkeypatch, codec: Codec) -> None:
+    with pytest.raises(QualityError, match="training lambda"):
+        Codec(random_model("tiny"), optimize_steps=4)
+    with pytest.raises(ValueError, match=">= 0"):
+        Codec(codec.model, optimize_steps=-1, lambdas=[1.0] * 6)
+    import dcae.codec
+
+    monkeypatch.setattr(dcae.codec, "AUTO_TILE_PIXELS", 64 * 64)
+    with pytest.raises(QualityError, match="up to 64x64"):
+        load_codec("default", optimize_steps=2).compress(random_image(70, 70), quality=1.0)
+
+
+def test_cli_optimize_flag(tmp_path: Path, tiny_weights: Path, capsys) -> None:
+    source = tmp_path / "photo.png"
+    Image.fromarray(random_image(48, 80)).save(source)
+    out = tmp_path / "photo.dcae"
+    assert main(["compress", str(source), "-o", str(out), "--quality", "2", "--optimize", "3"]) == 0
+    assert main(["decompress", str(out), "-o", str(tmp_path / "back.png")]) == 0
+    assert Image.open(tmp_path / "back.png").size == (80, 48)
+    capsys.readouterr()
+    # Weights without training lambdas in their metadata cannot be optimised for: one line, exit 1.
+    argv = ["compress", str(source), "-o", str(tmp_path / "x.dcae"), "--model", str(tiny_weights), "--optimize", "2"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "training lambda" in err.strip().splitlines()[-1]
+    assert main(["roundtrip", str(source), "--optimize", "-1"]) == 1
+    assert "--optimize must be >= 0" in capsys.readouterr().err
