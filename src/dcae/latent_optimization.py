@@ -22,7 +22,7 @@ from .entropy import quantize
 from .model import DCAE
 
 # Adam's step on the latents (whose quantisation step is 1), decayed to zero on a cosine.
-DEFAULT_LEARNING_RATE = 0.008
+DEFAULT_LEARNING_RATE = 0.006
 
 
 @dataclass
@@ -73,6 +73,7 @@ def rate_distortion_costs(
     quality: "float | None",
     lmbda: float,
     size: tuple[int, int],
+    generator: "torch.Generator | None" = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image costs ``bpp + lambda * 255^2 * MSE`` of coding (y, z) for the padded batch ``x``.
 
@@ -81,14 +82,19 @@ def rate_distortion_costs(
     latents under additive uniform noise (rounding's smooth stand-in, whose gradient steers far
     better than a straight-through one) and the distortion of the hard-rounded reconstruction
     with straight-through gradients. Distortion counts only the top-left ``size`` (height,
-    width) of each image, the part the decoder keeps.
+    width) of each image, the part the decoder keeps. ``generator`` draws the noise.
     """
+
+    def noisy(values: torch.Tensor) -> torch.Tensor:
+        noise = torch.rand(values.shape, generator=generator, device=values.device, dtype=values.dtype)
+        return values + noise - 0.5
+
     height, width = size
     pixels = height * width
     medians = model.entropy_bottleneck.medians().reshape(1, -1, 1, 1).to(z.dtype)
     z_hat = quantize(z, medians, "ste")
     prior = model.entropy_bottleneck
-    proxy_bits = -torch.log2(prior.likelihood(quantize(z, None, "noise"))).flatten(1).sum(1)
+    proxy_bits = -torch.log2(prior.likelihood(noisy(z))).flatten(1).sum(1)
     with torch.no_grad():
         exact_bits = -torch.log2(prior.likelihood(z_hat)).flatten(1).sum(1)
     hyper = model.hyper_features(z_hat)
@@ -96,10 +102,8 @@ def rate_distortion_costs(
     for index, y_slice in enumerate(y.chunk(model.config.num_slices, dim=1)):
         ctx = model.slice_context(index, hyper, y_hat_slices)
         y_hat_slice = quantize(y_slice, ctx.mean, "ste")
-        noisy = quantize(y_slice, None, "noise")
-        proxy_bits = proxy_bits - torch.log2(model.gaussian_conditional.likelihood(noisy, ctx.scale, ctx.mean)).flatten(
-            1
-        ).sum(1)
+        proxy_likelihood = model.gaussian_conditional.likelihood(noisy(y_slice), ctx.scale, ctx.mean)
+        proxy_bits = proxy_bits - torch.log2(proxy_likelihood).flatten(1).sum(1)
         with torch.no_grad():
             likelihood = model.gaussian_conditional.likelihood(y_hat_slice, ctx.scale, ctx.mean)
             exact_bits = exact_bits - torch.log2(likelihood).flatten(1).sum(1)
@@ -132,13 +136,15 @@ def optimize_latents(
         z = model.h_a(y)
     best_y, best_z = y.clone(), z.clone()
     y, z = y.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    # A fixed seed: the same image and settings always give the same file.
+    generator = torch.Generator(device=x.device).manual_seed(0)
     optimizer = torch.optim.Adam([y, z], lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * i / max(steps, 1))))
     best_cost = torch.full((x.shape[0],), math.inf, device=x.device)
     initial_cost = best_cost
     with _frozen(model), torch.enable_grad():
         for step in range(steps + 1):
-            proxy, exact = rate_distortion_costs(model, x, y, z, quality, lmbda, size)
+            proxy, exact = rate_distortion_costs(model, x, y, z, quality, lmbda, size, generator)
             if step == 0:
                 initial_cost = exact.clone()
             better = exact < best_cost
