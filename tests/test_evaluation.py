@@ -89,3 +89,21 @@ def test_eval_writes_json_plot_and_report(tmp_path: Path, tiny_weights: Path, ca
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.html").read_text()
     assert "<table>" in report and report.count("data:image/png;base64,") >= 4  # plot + original + 2 codecs
+
+
+def test_eval_measures_latent_optimisation(tmp_path: Path, capsys) -> None:
+    """``--optimize`` reaches every file the run codes, the report's crops included."""
+    data = tmp_path / "images"
+    data.mkdir()
+    Image.fromarray(random_image(64, 128, seed=3)).save(data / "img.png")
+    runs = {}
+    for steps in (0, 4):
+        out = tmp_path / f"eval{steps}"
+        argv = ["eval", str(data), "--model", "default", "--codecs", "jpeg", "--qualities", "1", "3"]
+        assert main([*argv, "--optimize", str(steps), "--out", str(out)]) == 0
+        runs[steps] = json.loads((out / "dcae.json").read_text())
+        assert (out / "report.html").exists()
+    capsys.readouterr()
+    assert "4 steps of latent optimisation" in runs[4]["description"]
+    assert "latent optimisation" not in runs[0]["description"]
+    assert runs[4]["per_image"]["img.png"]["bpp"] != runs[0]["per_image"]["img.png"]["bpp"]

@@ -447,6 +447,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         dataset,
         model,
         tuple(args.bpp_range) if args.bpp_range else None,
+        optimize_steps=args.optimize,
     )
     print(Path(written["table"]).read_text())
     print(f"wrote {', '.join(str(p) for p in written.values())}")

@@ -145,9 +145,14 @@ def _png_base64(array: np.ndarray) -> str:
 
 
 def matched_crops(
-    image_path: Path, results: dict[str, CodecResult], model: "str | None", crop: int = 256
+    image_path: Path,
+    results: dict[str, CodecResult],
+    model: "str | None",
+    crop: int = 256,
+    optimize_steps: int = 0,
 ) -> list[dict[str, Any]]:
-    """One image from each of dcae, JPEG, WebP and AVIF at the quality nearest dcae's middle bpp."""
+    """One image from each of dcae (coded as the run coded it, with ``optimize_steps``), JPEG,
+    WebP and AVIF at the quality nearest dcae's middle bpp."""
     name = image_path.name
     if DCAE_KEY not in results or name not in results[DCAE_KEY].per_image:
         return []
@@ -163,7 +168,7 @@ def matched_crops(
             continue
         rows = results[key].per_image[name]
         best = min(rows, key=lambda row: abs(row["bpp"] - target))
-        decoded = _decode_at(key, reference, best["quality"], model)
+        decoded = _decode_at(key, reference, best["quality"], model, optimize_steps)
         tiles.append(
             {
                 "label": results[key].name,
@@ -175,11 +180,11 @@ def matched_crops(
     return tiles
 
 
-def _decode_at(key: str, reference: np.ndarray, quality, model: "str | None") -> np.ndarray:
+def _decode_at(key: str, reference: np.ndarray, quality, model: "str | None", optimize_steps: int) -> np.ndarray:
     if key == DCAE_KEY:
         from .runner import _dcae_codec
 
-        codec = _dcae_codec(model, 2)
+        codec = _dcae_codec(model, 2, optimize_steps)
         return codec.decompress(codec.compress(reference, quality=quality))
     classic = CLASSIC_CODECS[key]
     return classic.decode(classic.encode(reference, quality))
@@ -192,8 +197,10 @@ def write_report(
     dataset: Path,
     model: "str | None",
     bpp_range: "tuple[float, float] | None" = None,
+    optimize_steps: int = 0,
 ) -> dict[str, Path]:
-    """Write ``<codec>.json``, ``bd_table.md``/``.json``, ``rd.png`` and ``report.html`` into ``out``."""
+    """Write ``<codec>.json``, ``bd_table.md``/``.json``, ``rd.png`` and ``report.html`` into ``out``
+    (``optimize_steps``: the dcae setting of the run, for the report's matched-rate crops)."""
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     curves: dict[str, dict[str, Any]] = {}
@@ -219,7 +226,7 @@ def write_report(
     all_curves.update({f"anchor:{k}": {**v, "name": f"{v.get('name', k)} (anchor)"} for k, v in anchors.items()})
     rd_plot(all_curves, set(curves), out / "rd.png")
     images = sorted(results[test_key].per_image)
-    tiles = matched_crops(dataset / images[0], results, model) if images else []
+    tiles = matched_crops(dataset / images[0], results, model, optimize_steps=optimize_steps) if images else []
     (out / "report.html").write_text(_html(results, rows, agreement, out / "rd.png", tiles, dataset, bpp_range))
     written.update(table=out / "bd_table.md", plot=out / "rd.png", report=out / "report.html")
     return written
