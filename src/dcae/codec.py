@@ -22,6 +22,7 @@ from .bitstream import ColourMode, FormatError, Header, PadMode
 from .entropy.coder import CodingError, ModelCache, SymbolDecoder, SymbolEncoder
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE, GaussianTables, tabulate_factorized
 from .imageio import ImageLike, load_image, to_pil
+from .latent_optimization import lambda_for_quality, optimize_latents
 from .model import DCAE
 from .tiling import run_tiled
 from .weights import state_digest
@@ -374,7 +375,6 @@ class Codec:
             coded = self._encode_yz(*self._optimized_latents(padded, q, (height, width)), q)
             return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode)
 
-        candidates = [plain]
         optimized = optimized_at(quality)
         if len(optimized) > max_bytes:
             try:
@@ -383,10 +383,10 @@ class Codec:
             except QualityError:
                 return plain
             optimized = optimized_at(quality)
-        if len(optimized) <= max_bytes:
-            candidates.append(optimized)
+            if len(optimized) > max_bytes:
+                return plain
         reference = np.asarray(array, dtype=np.float64)
-        return min(candidates, key=lambda data: float(np.mean((self.decompress(data) - reference) ** 2)))
+        return min((plain, optimized), key=lambda data: float(np.mean((self.decompress(data) - reference) ** 2)))
 
     def _bisect_quality(
         self, file_at: "Callable[[float], bytes]", max_bytes: int, tolerance: float = 0.03
@@ -504,8 +504,6 @@ class Codec:
     def _optimized_latents(
         self, x: torch.Tensor, quality: "float | None", size: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        from .latent_optimization import lambda_for_quality, optimize_latents
-
         if x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
             side = int(math.sqrt(AUTO_TILE_PIXELS))
             raise QualityError(

@@ -33,7 +33,6 @@ class OptimizedLatents:
     z: torch.Tensor
     initial_cost: list[float]  # per image, the plain encoder's latents
     final_cost: list[float]  # per image, the latents returned
-    steps: int
 
 
 def lambda_for_quality(lambdas: Sequence[float], quality: "float | None") -> float:
@@ -140,13 +139,11 @@ def optimize_latents(
     generator = torch.Generator(device=x.device).manual_seed(0)
     optimizer = torch.optim.Adam([y, z], lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * i / max(steps, 1))))
-    best_cost = torch.full((x.shape[0],), math.inf, device=x.device)
-    initial_cost = best_cost
     with _frozen(model), torch.enable_grad():
         for step in range(steps + 1):
             proxy, exact = rate_distortion_costs(model, x, y, z, quality, lmbda, size, generator)
             if step == 0:
-                initial_cost = exact.clone()
+                initial_cost = best_cost = exact.clone()
             better = exact < best_cost
             best_cost = torch.where(better, exact, best_cost)
             best_y[better] = y.detach()[better]
@@ -157,4 +154,4 @@ def optimize_latents(
             proxy.sum().backward()
             optimizer.step()
             schedule.step()
-    return OptimizedLatents(best_y, best_z, initial_cost.tolist(), best_cost.tolist(), steps)
+    return OptimizedLatents(best_y, best_z, initial_cost.tolist(), best_cost.tolist())

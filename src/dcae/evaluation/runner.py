@@ -58,7 +58,7 @@ class CodecResult:
         return {"name": self.name, "description": self.description, "results": results, "per_image": per_image}
 
 
-_CODEC_CACHE: dict[str, Any] = {}
+_CODEC_CACHE: dict[tuple[str, int], Any] = {}
 
 
 def _dcae_codec(model: str, threads: int, optimize_steps: int):
@@ -67,7 +67,7 @@ def _dcae_codec(model: str, threads: int, optimize_steps: int):
     from ..codec import load_codec
 
     torch.set_num_threads(threads)
-    key = f"{model}|{optimize_steps}"
+    key = (model, optimize_steps)
     if key not in _CODEC_CACHE:
         _CODEC_CACHE[key] = load_codec(model, optimize_steps=optimize_steps)
     return _CODEC_CACHE[key]
