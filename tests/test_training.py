@@ -343,3 +343,80 @@ def test_a_training_step_on_cuda_never_waits_for_the_device(image_folder: Path, 
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert math.isfinite(trainer.read_metrics(metrics)["loss"])
+
+
+def test_holdout_is_a_fixed_disjoint_split_used_for_validation(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    from dcae.training import split_holdout
+
+    warnings.simplefilter("ignore")
+    train, held = split_holdout(image_folder, 2)
+    assert len(held) == 2 and not set(train) & set(held)
+    assert sorted(train + held) == sorted(p for p in image_folder.iterdir())
+    assert split_holdout(image_folder, 2) == (train, held)  # a function of the file names only
+    with pytest.raises(DataError, match="hold back"):
+        split_holdout(image_folder, 7)
+    trainer = Trainer(_config(image_folder, tmp_path / "h", val_data="", holdout=2, val_images=5, steps=1))
+    assert set(trainer.dataset.paths) <= set(train)
+    assert len(trainer.val_images) == sum(1 for p in held if p.name != "broken.jpg")
+    assert trainer.run()["points"]  # validated on the held-back photos
+
+
+def test_cpu_budget_stops_the_run_and_counts_over_resumes(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    cfg = _config(image_folder, tmp_path / "c", steps=10_000, cpu_budget_minutes=0.02, val_every=10_000)
+    trainer = Trainer(cfg)
+    trainer.run()
+    meta = json.loads((tmp_path / "c" / "latest.json").read_text())
+    assert 0 < meta["step"] < 10_000 and meta["cpu_seconds"] >= 1.2
+    again = Trainer(cfg, resume=True)  # the budget is already spent: no more steps
+    assert again.cpu_seconds >= 1.2
+    again.run()
+    assert json.loads((tmp_path / "c" / "latest.json").read_text())["step"] == meta["step"]
+
+
+def test_ema_weights_are_the_moving_average(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    from safetensors.torch import load_file
+
+    warnings.simplefilter("ignore")
+    trainer = Trainer(_config(image_folder, tmp_path / "e", steps=2, ema_decay=0.9, val_every=10_000))
+    loader = iter(trainer._loader())
+    trainer.train_step(next(loader))
+    first = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train_step(next(loader))
+    trainer.save_checkpoint()
+    second = trainer.model.state_dict()
+    ema = load_file(str(tmp_path / "e" / "ema.safetensors"))
+    name = "g_a.0.conv.weight"
+    assert not torch.equal(first[name], second[name])
+    assert torch.allclose(ema[name], 0.9 * first[name] + 0.1 * second[name], atol=1e-6)
+    resumed = Trainer(_config(image_folder, tmp_path / "e", steps=2, ema_decay=0.9), resume=True)
+    assert torch.equal(resumed.shipped_model.state_dict()[name], ema[name])
+
+
+def test_lambda_weights_set_how_often_each_rate_point_is_drawn(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    cfg = _config(
+        image_folder,
+        tmp_path / "w",
+        model={**_tiny_dict(), "num_rate_points": 3},
+        lambdas=[0.002, 0.01, 0.05],
+        lambda_sampling="image",
+        lambda_weights=[0, 1, 3],
+    )
+    trainer = Trainer(cfg)
+    drawn = []
+    for step in range(50):
+        trainer.step = step
+        drawn += trainer._draw_qualities(4)[0].long().tolist()
+    counts = [drawn.count(i) for i in range(3)]
+    assert counts[0] == 0 and counts[2] > 2 * counts[1] > 0
+    with pytest.raises(ConfigError, match="lambda_weights"):
+        _config(image_folder, tmp_path / "x", lambda_weights=[1, 2])

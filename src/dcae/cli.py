@@ -344,9 +344,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lambdas", type=float, nargs="+", help="rate-distortion trade-off(s)")
     p.add_argument("--distortion", choices=["mse", "ms-ssim"])
     p.add_argument("--lambda-sampling", choices=["batch", "image"])
+    p.add_argument("--lambda-weights", type=float, nargs="+", help="relative probability of each lambda")
     p.add_argument("--rate-proxy", choices=["noise", "ste"])
     p.add_argument("--train-data", help="folder of training images")
-    p.add_argument("--val-data", help="folder of validation images")
+    p.add_argument("--val-data", help="folder of validation images ('' validates on the held-back photos)")
+    p.add_argument("--holdout", type=int, help="training photos held back for validation")
     p.add_argument("--val-every", type=int)
     p.add_argument("--val-images", type=int)
     p.add_argument("--patch", type=int)
@@ -363,6 +365,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder for checkpoints and logs")
     p.add_argument("--checkpoint-minutes", type=float)
     p.add_argument("--time-limit-minutes", type=float, help="stop with a checkpoint after this long")
+    p.add_argument("--cpu-budget-minutes", type=float, help="stop when the run has used this much CPU time")
+    p.add_argument("--ema-decay", type=float, help="keep a moving average of the weights (e.g. 0.999)")
     p.add_argument("--log-every", type=int)
     p.add_argument("--device")
     p.add_argument("--amp", choices=["auto", "bf16", "off"])
@@ -381,7 +385,7 @@ def _run_train(args: argparse.Namespace) -> int:
     # Every TrainConfig field that has a flag; flags left out (None) keep the file's value.
     keys = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
     overrides = {k: getattr(args, k) for k in keys}
-    for key in ("lambdas", "downscale", "lr_milestones"):
+    for key in ("lambdas", "lambda_weights", "downscale", "lr_milestones"):
         if overrides[key] is not None:
             overrides[key] = list(overrides[key])
     config = load_train_config(args.config, overrides)
@@ -400,6 +404,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bpp-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="limit BD-rates to this range")
     p.add_argument("--max-images", type=int, help="use only the first N images")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (timings then share the CPU)")
+    p.add_argument("--threads", type=int, help="torch threads per worker (default: the CPUs shared among the jobs)")
     p.add_argument("--optimize", type=int, default=0, metavar="STEPS", help="dcae latent optimisation (as compress)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(handler=_run_eval)
@@ -420,6 +425,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise UserError(f"anchor folder not found: {args.anchors}")
     if args.jobs < 1:
         raise UserError("--jobs must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be >= 1")
     if args.optimize < 0:
         raise UserError(f"--optimize must be >= 0, got {args.optimize}")
     unknown = [c for c in codecs if c not in CLASSIC_CODECS]
@@ -434,7 +441,15 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     try:
         results = evaluate(
-            dataset, codecs, model, args.qualities, args.jobs, args.max_images, progress, optimize_steps=args.optimize
+            dataset,
+            codecs,
+            model,
+            args.qualities,
+            args.jobs,
+            args.max_images,
+            progress,
+            optimize_steps=args.optimize,
+            threads=args.threads,
         )
     except ValueError as error:
         raise UserError(str(error)) from None

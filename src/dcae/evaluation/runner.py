@@ -118,16 +118,18 @@ def evaluate(
     max_images: "int | None" = None,
     progress: "Callable[[int, int], None] | None" = None,
     optimize_steps: int = 0,
+    threads: "int | None" = None,
 ) -> dict[str, CodecResult]:
     """Measure dcae (when ``model`` is given, with ``optimize_steps`` of latent optimisation per
-    image) and the named classic codecs on every image."""
+    image) and the named classic codecs on every image; dcae runs ``threads`` torch threads per
+    job (default: the machine's CPUs shared among the jobs)."""
     images = [str(p) for p in find_images(dataset)][: max_images or None]
     unknown = [c for c in codecs if c not in CLASSIC_CODECS]
     if unknown:
         raise ValueError(f"unknown codecs {unknown}; choose from {', '.join(CLASSIC_CODECS)}")
     results: dict[str, CodecResult] = {}
     job_list: list[Job] = []
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     if model is not None:
         description, default_q = dcae_description(model)
         if optimize_steps:

@@ -1,7 +1,7 @@
 """Training: data, configuration, the loop, checkpoints."""
 
 from .config import ConfigError, TrainConfig, load_train_config
-from .data import DataError, RandomCropDataset, ResumableSampler
+from .data import DataError, RandomCropDataset, ResumableSampler, split_holdout
 from .trainer import Trainer
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "load_train_config",
+    "split_holdout",
 ]

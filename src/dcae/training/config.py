@@ -32,9 +32,11 @@ class TrainConfig:
     lambdas: list[float] = field(default_factory=lambda: list(REFERENCE_MSE_LAMBDAS))
     distortion: str = "mse"
     lambda_sampling: str = "batch"  # "batch": one lambda per batch; "image": one per image
+    lambda_weights: list[float] = field(default_factory=list)  # relative draw probabilities; empty: uniform
     rate_proxy: str = "noise"
     train_data: str = ""
-    val_data: str = ""
+    val_data: str = ""  # a folder; empty: validate on the held-back training photos
+    holdout: int = 0  # training photos held back from training (and validated on when val_data is empty)
     val_every: int = 1000
     val_images: int = 4
     patch: int = 256
@@ -47,10 +49,12 @@ class TrainConfig:
     lr_gamma: float = 0.1
     clip: float = 1.0
     aux_lr: float = 1e-3
+    ema_decay: float = 0.0  # exponential moving average of the weights, saved as ema.safetensors; 0: off
     seed: int = 0
     out: str = "runs/default"
     checkpoint_minutes: float = 5.0
     time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this long; 0: no limit
+    cpu_budget_minutes: float = 0.0  # stop when the run (all resumes) has used this much CPU time; 0: no limit
     log_every: int = 50
     device: str = "auto"
     amp: str = "auto"  # "auto" (bf16 on CUDA), "bf16" or "off"
@@ -80,8 +84,18 @@ class TrainConfig:
             problems.append("downscale must be [low, high] with 0 < low <= high <= 1")
         if self.lr <= 0 or self.aux_lr <= 0:
             problems.append("learning rates must be positive")
-        if self.time_limit_minutes < 0:
-            problems.append("time_limit_minutes must be >= 0 (0: no limit)")
+        if self.time_limit_minutes < 0 or self.cpu_budget_minutes < 0:
+            problems.append("time_limit_minutes and cpu_budget_minutes must be >= 0 (0: no limit)")
+        if self.lambda_weights and (
+            len(self.lambda_weights) != len(self.lambdas)
+            or not all(w >= 0 for w in self.lambda_weights)
+            or not sum(self.lambda_weights) > 0
+        ):
+            problems.append("lambda_weights must be empty or one non-negative weight per lambda, not all zero")
+        if not 0 <= self.ema_decay < 1:
+            problems.append("ema_decay must be in [0, 1) (0: off)")
+        if not isinstance(self.holdout, int) or self.holdout < 0:
+            problems.append("holdout must be a non-negative number of photos")
         if self.clip < 0:
             problems.append("clip must be >= 0 (0 disables clipping)")
         if self.amp not in ("auto", "bf16", "off"):

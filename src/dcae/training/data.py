@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,22 @@ def find_images(root: "str | Path") -> list[Path]:
     return files
 
 
+def split_holdout(root: "str | Path", count: int) -> tuple[list[Path], list[Path]]:
+    """Split the images under ``root`` into ``(train, held_back)`` with ``count`` held back.
+
+    The held-back photos are those whose SHA-256 of the path relative to ``root`` is smallest:
+    the choice depends only on file names, so it is the same on every machine and for every run,
+    and adding photos to the folder moves few of them between the two sets.
+    """
+    files = find_images(root)
+    if not 0 <= count < len(files):
+        raise DataError(f"cannot hold back {count} of the {len(files)} images under {root}")
+    root = Path(root)
+    rank = sorted(files, key=lambda p: hashlib.sha256(p.relative_to(root).as_posix().encode()).digest())
+    held = set(rank[:count])
+    return [p for p in files if p not in held], sorted(held)
+
+
 def _load_rgb(path: Path) -> "np.ndarray | None":
     try:
         with Image.open(path) as image:
@@ -49,7 +66,7 @@ class RandomCropDataset(Dataset):
     dropped with a warning when the dataset is built.
 
     Args:
-        root: folder searched recursively for images.
+        source: folder searched recursively for images, or a list of image files.
         patch: side of the square crops.
         downscale: ``(low, high)`` range of a random resize factor applied before cropping
             (``(1, 1)`` disables it). Downscaling hides JPEG block artefacts of training photos.
@@ -57,7 +74,11 @@ class RandomCropDataset(Dataset):
     """
 
     def __init__(
-        self, root: "str | Path", patch: int = 256, downscale: tuple[float, float] = (1.0, 1.0), cache: bool = True
+        self,
+        source: "str | Path | Sequence[Path]",
+        patch: int = 256,
+        downscale: tuple[float, float] = (1.0, 1.0),
+        cache: bool = True,
     ) -> None:
         if patch < 16:
             raise DataError(f"patch size must be at least 16, got {patch}")
@@ -69,7 +90,8 @@ class RandomCropDataset(Dataset):
         self.cache = cache
         self.paths: list[Path] = []
         self._images: list[np.ndarray] = []
-        for path in find_images(root):
+        files = find_images(source) if isinstance(source, (str, Path)) else list(source)
+        for path in files:
             array = _load_rgb(path)
             if array is None:
                 continue
@@ -77,7 +99,7 @@ class RandomCropDataset(Dataset):
             if cache:
                 self._images.append(array)
         if not self.paths:
-            raise DataError(f"no readable images under {root}")
+            raise DataError(f"no readable images in {source if isinstance(source, (str, Path)) else 'the list'}")
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -31,7 +32,7 @@ from ..losses import RateDistortionLoss
 from ..model import DCAE
 from ..weights import atomic_write, load_weights, save_weights, state_digest
 from .config import ConfigError, TrainConfig
-from .data import RandomCropDataset, ResumableSampler
+from .data import RandomCropDataset, ResumableSampler, split_holdout
 from .validation import load_validation_images, measure_rd
 
 
@@ -93,8 +94,10 @@ class Trainer:
                 f"the model has {mcfg.num_rate_points} rate points but {len(self.lambdas)} lambdas were given"
             )
 
-        self.dataset = RandomCropDataset(config.train_data, config.patch, tuple(config.downscale))
-        self.val_images = load_validation_images(config.val_data, config.val_images) if config.val_data else []
+        train_files, held_back = split_holdout(config.train_data, config.holdout)
+        self.dataset = RandomCropDataset(train_files, config.patch, tuple(config.downscale))
+        val_source = config.val_data or held_back
+        self.val_images = load_validation_images(val_source, config.val_images) if val_source else []
         self.criterion = RateDistortionLoss(self.lambdas[0], config.distortion)
 
         self.model.to(self.device)
@@ -103,8 +106,13 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.main_parameters(), lr=config.lr)
         self.aux_optimizer = torch.optim.Adam(self.model.aux_parameters(), lr=config.aux_lr)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, config.lr_milestones, config.lr_gamma)
+        # The weights' moving average: smoother than the last step's weights at a higher learning rate.
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
+        )
         self.step = 0
         self.best = math.inf
+        self.cpu_seconds = 0.0  # CPU time of the run so far, over every resume
         if resume:
             self._load_state()
 
@@ -113,6 +121,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = DistributedDataParallel(self.model, device_ids=ids)
         self.net = torch.compile(net) if config.compile else net
+        self._cpu_clock = (time.process_time(), self.cpu_seconds)  # training's CPU time counts from here
 
     # ------------------------------------------------------------------------------------ set-up
     def _setup_distributed(self) -> None:
@@ -179,6 +188,12 @@ class Trainer:
         self.scheduler.gamma = self.cfg.lr_gamma
         self.step = int(state["step"])
         self.best = float(state["best"])
+        self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
+        if self.ema is not None:
+            if "ema" in state:
+                self.ema.load_state_dict(state["ema"])
+            else:  # a run resumed with a moving average it did not have: start it from here
+                self.ema.module.load_state_dict(self.model.state_dict())
         if getattr(self, "_resumed_step", self.step) != self.step:
             raise ConfigError(
                 f"{self.out}: weights are at step {self._resumed_step} but the optimiser state at step "
@@ -207,10 +222,13 @@ class Trainer:
         if len(self.lambdas) == 1 and self.model.config.num_rate_points == 0:
             return None, lambdas.expand(batch)
         rng = torch.Generator().manual_seed(_step_seed(self.cfg.seed, self.step, self.rank) ^ 0x5EED)
-        if self.cfg.lambda_sampling == "batch":
-            index = torch.randint(len(self.lambdas), (1,), generator=rng).expand(batch)
+        draws = 1 if self.cfg.lambda_sampling == "batch" else batch
+        if self.cfg.lambda_weights:
+            weights = torch.tensor(self.cfg.lambda_weights, dtype=torch.float64)
+            index = torch.multinomial(weights, draws, replacement=True, generator=rng)
         else:
-            index = torch.randint(len(self.lambdas), (batch,), generator=rng)
+            index = torch.randint(len(self.lambdas), (draws,), generator=rng)
+        index = index.expand(batch)
         return index.float(), lambdas[index]
 
     def _to_device(self, values: torch.Tensor) -> torch.Tensor:
@@ -245,6 +263,8 @@ class Trainer:
         self.optimizer.step()
         self.aux_optimizer.step()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.step += 1
         result = {k: v.detach() for k, v in metrics.items()}
         result["aux"] = aux.detach()
@@ -347,10 +367,23 @@ class Trainer:
         self.save_checkpoint(self._last_metrics)
         dist.barrier()
 
+    def _update_cpu_seconds(self) -> None:
+        """Add this process's CPU time since the run (re)started to the run's earlier total."""
+        clock_at_start, seconds_at_start = self._cpu_clock
+        self.cpu_seconds = seconds_at_start + time.process_time() - clock_at_start
+
     def _stop_reason(self, deadline: float) -> str:
         """Why the run must stop now ("" to go on); under DDP every rank follows rank 0."""
-        reasons = ("", "time limit reached", "stopped by a signal")
-        code = 2 if self._stop_signal is not None else int(time.monotonic() > deadline)
+        reasons = ("", "time limit reached", "stopped by a signal", "CPU budget spent")
+        self._update_cpu_seconds()
+        if self._stop_signal is not None:
+            code = 2
+        elif time.monotonic() > deadline:
+            code = 1
+        elif self.cfg.cpu_budget_minutes and self.cpu_seconds >= self.cfg.cpu_budget_minutes * 60:
+            code = 3
+        else:
+            code = 0
         if self.world > 1:  # a single process need not touch the device (reading it back waits for it)
             decision = torch.tensor([code], device=self.device)
             dist.broadcast(decision, src=0)
@@ -361,15 +394,16 @@ class Trainer:
         """Rate and distortion per rate point on the validation images (rank 0 only)."""
         if not self.is_main:
             return {}
-        self.model.eval()
-        points = range(len(self.lambdas)) if self.model.variable_rate else [None]
+        model = self.shipped_model
+        model.eval()
+        points = range(len(self.lambdas)) if model.variable_rate else [None]
         per_point = []
         for index in points:
-            rd = measure_rd(self.model, self.val_images, None if index is None else float(index))
+            rd = measure_rd(model, self.val_images, None if index is None else float(index))
             lam = self.lambdas[index or 0]
             distortion = 255**2 * 10 ** (-rd["psnr"] / 10) if self.cfg.distortion == "mse" else 1 - rd["ms_ssim"]
             per_point.append({"quality": index, "lambda": lam, **rd, "loss": lam * distortion + rd["bpp"]})
-        self.model.train()
+        model.train()
         mean_loss = sum(p["loss"] for p in per_point) / len(per_point)
         for p in per_point:
             self._log("val.csv", {"step": self.step, **p})
@@ -380,17 +414,28 @@ class Trainer:
         )
         if mean_loss < self.best:
             self.best = mean_loss
-            self._save_weights("best.safetensors", result)
+            self._save_weights("best.safetensors", result, model)
         return result
+
+    @property
+    def shipped_model(self) -> DCAE:
+        """The weights a user would get from this run: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     # ------------------------------------------------------------------------------- checkpoints
     def _metadata(self, metrics: "dict[str, Any] | None") -> dict[str, Any]:
         return {
             "step": self.step,
+            "cpu_seconds": round(self.cpu_seconds, 1),
+            "ema_decay": self.cfg.ema_decay,
             "lambdas": self.lambdas,
             "distortion": self.cfg.distortion,
             "train_config": self.cfg.to_dict(),
-            "data": {"train": str(self.cfg.train_data), "images": len(self.dataset), "val": str(self.cfg.val_data)},
+            "data": {
+                "train": str(self.cfg.train_data),
+                "images": len(self.dataset),
+                "val": self.cfg.val_data or f"{self.cfg.holdout} held-back training photos",
+            },
             "metrics": metrics or {},
             "git_commit": git_commit(),
             "dcae_version": __version__,
@@ -402,24 +447,29 @@ class Trainer:
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def _save_weights(self, name: str, metrics: "dict[str, Any] | None") -> None:
-        meta = save_weights(self.model, self.out / name, self._metadata(metrics))
+    def _save_weights(self, name: str, metrics: "dict[str, Any] | None", model: "DCAE | None" = None) -> None:
+        meta = save_weights(model or self.model, self.out / name, self._metadata(metrics))
         atomic_write(
             self.out / name.replace(".safetensors", ".json"),
             lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)),
         )
 
     def save_checkpoint(self, metrics: "dict[str, Any] | None" = None) -> None:
-        """Write latest weights, metadata and optimiser state (rank 0; atomic)."""
+        """Write latest weights (and their moving average), metadata and optimiser state (rank 0; atomic)."""
         if not self.is_main:
             return
+        self._update_cpu_seconds()
         state = {
             "step": self.step,
             "best": self.best,
+            "cpu_seconds": self.cpu_seconds,
             "optimizer": self.optimizer.state_dict(),
             "aux_optimizer": self.aux_optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+            self._save_weights("ema.safetensors", metrics, self.ema.module)
         self._save_weights("latest.safetensors", metrics)
         atomic_write(self.out / "latest.state.pt", lambda tmp: torch.save(state, tmp))
 

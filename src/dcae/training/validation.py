@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,10 @@ from ..model import DCAE
 from .data import _load_rgb, find_images
 
 
-def load_validation_images(folder: "str | Path", limit: int) -> list[torch.Tensor]:
-    """The first ``limit`` images of ``folder`` as (1, 3, H, W) float tensors in [0, 1]."""
+def load_validation_images(source: "str | Path | Sequence[Path]", limit: int) -> list[torch.Tensor]:
+    """The first ``limit`` images of a folder (or a list of files) as (1, 3, H, W) floats in [0, 1]."""
     images = []
-    for path in find_images(folder):
+    for path in find_images(source) if isinstance(source, (str, Path)) else source:
         if len(images) == limit:
             break
         array = _load_rgb(path)  # warns about and skips unreadable files
