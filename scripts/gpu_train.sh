@@ -42,7 +42,7 @@ if ! "$PYTHON" -c "import constriction, pytorch_msssim, tqdm" 2>/dev/null; then
 fi
 export PYTHONPATH="/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 INIT=.pack/init.safetensors
-[ -f "$INIT" ] || INIT=src/dcae/zoo/weights/default.safetensors
+[ -f "$INIT" ] || INIT=src/dcae/zoo/weights/compact-mse-v1.safetensors
 mkdir -p "$OUT"
 bring_back() {  # files coming back are limited to 16 MiB each; rejoin with cat latest.safetensors.part-*
     rm -f "$OUT"/latest.safetensors.part-*

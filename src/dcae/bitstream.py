@@ -33,6 +33,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from .errors import FormatError
+
 MAGIC = b"DCAE"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -43,10 +45,6 @@ FLAG_QUALITY = 0x01
 FLAG_PORTABLE = 0x02
 _FIXED = struct.Struct("<4sBBBBIIfHBB")
 _DIGEST_BYTES = 8
-
-
-class FormatError(ValueError):
-    """The bytes are not a valid ``.dcae`` file (foreign, truncated, corrupted or unsupported)."""
 
 
 class ColourMode(enum.IntEnum):

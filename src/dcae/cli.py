@@ -9,6 +9,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import DcaeError
+
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR = 0, 1, 2
 
 
@@ -16,29 +18,9 @@ class UserError(Exception):
     """A mistake the user can fix; reported as one line, exit status 1."""
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from .bitstream import FormatError
-    from .codec import ModelMismatchError, QualityError
-    from .entropy.coder import CodingError
-    from .imageio import ImageError
-    from .training import ConfigError, DataError
-    from .weights import WeightsError
-
-    return (
-        UserError,
-        ConfigError,
-        DataError,
-        WeightsError,
-        FormatError,
-        ModelMismatchError,
-        QualityError,
-        ImageError,
-        CodingError,
-        FileNotFoundError,
-        PermissionError,
-        IsADirectoryError,
-        NotADirectoryError,
-    )
+# Mistakes a user can fix: one line, exit status 1. The tuple imports nothing but the errors
+# module, so reporting a mistake can never fail on an import.
+USER_ERRORS = (UserError, DcaeError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 def _output_paths(inputs: list[Path], output: "str | None", suffix: str) -> list[Path]:
@@ -78,7 +60,7 @@ def _for_each(inputs: list[Path], work, what: str) -> int:
             message = work(path)
             if message:
                 tqdm.write(message)
-        except _user_error_types() as error:
+        except USER_ERRORS as error:
             failures += 1
             tqdm.write(f"dcae: error: {path}: {error}", file=sys.stderr)
     return EXIT_USER_ERROR if failures else EXIT_OK
@@ -95,11 +77,7 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     rate.add_argument("--target-bpp", type=float, help="largest bits per pixel of the file (quality by bisection)")
     rate.add_argument("--target-size", type=_parse_size, help="largest file size, e.g. 20000, 20k or 1.5M bytes")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument(
-        "--portable",
-        action="store_true",
-        help="files that decode on any machine (entropy model in float64 on the CPU; about 2x slower)",
-    )
+    _add_machine_specific_flag(p)
     _add_optimize_flag(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(handler=_run_compress)
@@ -127,11 +105,19 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="default", help="zoo name or weights file (default: %(default)s)")
     p.add_argument("--quality", type=float, help="rate point (default: the middle of the model's range)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--portable", action="store_true", help="code as `compress --portable` does")
+    _add_machine_specific_flag(p)
     _add_optimize_flag(p)
     p.add_argument("--save", metavar="PNG", help="also write the decoded image here")
     p.add_argument("--force", action="store_true")
     p.set_defaults(handler=_run_roundtrip)
+
+
+def _add_machine_specific_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--machine-specific",
+        action="store_true",
+        help="faster files that decode only on machines computing like this one (entropy model in float32)",
+    )
 
 
 def _add_optimize_flag(p: argparse.ArgumentParser) -> None:
@@ -158,7 +144,7 @@ def _parse_size(text: str) -> int:
     return int(value * factor)
 
 
-def _codec_for(model: str, device: str, portable: bool = False, optimize_steps: int = 0):
+def _codec_for(model: str, device: str, portable: bool = True, optimize_steps: int = 0):
     from .codec import load_codec
 
     if optimize_steps < 0:
@@ -171,7 +157,7 @@ def _run_compress(args: argparse.Namespace) -> int:
 
     inputs = [Path(p) for p in args.inputs]
     outputs = dict(zip(inputs, _output_paths(inputs, args.output, ".dcae")))
-    codec = _codec_for(args.model, args.device, args.portable, args.optimize)
+    codec = _codec_for(args.model, args.device, not args.machine_specific, args.optimize)
 
     def work(path: Path) -> str:
         from . import bitstream
@@ -193,13 +179,13 @@ def _run_compress(args: argparse.Namespace) -> int:
 def _codec_for_file(data: bytes, model: "str | None", device: str, cache: dict):
     """The codec that can decode ``data``: the one asked for, or the zoo model that wrote it."""
     from . import bitstream
-    from .zoo import find_by_digest
+    from .zoo import find_by_digest, missing_model_message
 
     if model is None:
         header, _ = bitstream.unpack(data)
         entry = find_by_digest(header.digest)
-        if entry is None:
-            raise UserError(f"no installed model wrote this file (model {header.digest.hex()}); pass --model WEIGHTS")
+        if entry is None or not entry.available:
+            raise UserError(missing_model_message(header.digest))
         model = entry.name
     if model not in cache:
         cache[model] = _codec_for(model, device)
@@ -277,27 +263,35 @@ def _run_models(args: argparse.Namespace) -> int:
     import json
 
     from .weights import read_metadata
-    from .zoo import ZOO
+    from .zoo import ALIASES, RELEASES
 
     rows = []
-    for entry in ZOO.values():
-        row = {"name": entry.name, "installed": entry.available, "description": entry.description}
+    for entry in reversed(list(RELEASES.values())):  # newest first
+        aliases = [alias for alias, target in ALIASES.items() if target == entry.name]
+        row = {
+            "name": entry.name,
+            "aliases": aliases,
+            "digest": entry.digest,
+            "released": entry.released,
+            "training_steps": entry.training_steps,
+            "installed": entry.available,
+            "description": entry.description,
+        }
         if entry.available:
-            meta = read_metadata(entry.path)
-            cfg = meta.get("config", {})
             row.update(
-                digest=meta.get("digest", "")[:16],
-                step=meta.get("step"),
-                rate_points=cfg.get("num_rate_points"),
-                path=str(entry.path),
+                rate_points=read_metadata(entry.path).get("config", {}).get("num_rate_points"), path=str(entry.path)
             )
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            state = f"{row['digest']} ({row['step']} steps)" if row["installed"] else "not installed"
-            print(f"{row['name']:<10} {state:<32} {row['description']}")
+            name = row["name"] + "".join(f" ({alias})" for alias in row["aliases"])
+            state = "" if row["installed"] else ", not installed"
+            print(
+                f"{name:<26} {row['digest'][:16]}  released {row['released']}, "
+                f"{row['training_steps']:,} training steps{state}: {row['description']}"
+            )
     return EXIT_OK
 
 
@@ -311,7 +305,7 @@ def _run_roundtrip(args: argparse.Namespace) -> int:
 
     from .imageio import load_image, to_pil
 
-    codec = _codec_for(args.model, args.device, args.portable, args.optimize)
+    codec = _codec_for(args.model, args.device, not args.machine_specific, args.optimize)
     array, mode = load_image(Path(args.image))
     start = time.perf_counter()
     data = codec.compress(array, quality=args.quality)
@@ -521,7 +515,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     except KeyboardInterrupt:
         print("dcae: interrupted", file=sys.stderr)
         return EXIT_USER_ERROR
-    except _user_error_types() as error:
+    except USER_ERRORS as error:
         print(f"dcae: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Exception as error:  # noqa: BLE001 - last line of defence: one line, not a traceback

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import zlib
@@ -18,12 +17,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import bitstream
-from .bitstream import ColourMode, FormatError, Header, PadMode
-from .entropy.coder import CodingError, ModelCache, SymbolDecoder, SymbolEncoder
+from .bitstream import ColourMode, Header, PadMode
+from .entropy.coder import ModelCache, SymbolDecoder, SymbolEncoder
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE, GaussianTables, tabulate_factorized
+from .errors import CodingError, FormatError, LatentMismatchError, ModelMismatchError, QualityError
 from .imageio import ImageLike, load_image, to_pil
 from .latent_optimization import lambda_for_quality, optimize_latents
 from .model import DCAE
+from .portable import PortableParameters
 from .tiling import run_tiled
 from .weights import state_digest
 
@@ -34,24 +35,6 @@ DEFAULT_TILE = 1024
 # Context around each tile; the compact model's transforms change nothing measurable beyond
 # about 100 pixels (benchmarks/receptive_field.py).
 DEFAULT_HALO = 128
-
-
-class ModelMismatchError(ValueError):
-    """A file was written with different weights than the codec holds."""
-
-
-class QualityError(ValueError):
-    """A quality (or rate target) the model cannot honour."""
-
-
-class LatentMismatchError(FormatError):
-    """The decoded latents differ from those the encoder coded (their checksum disagrees).
-
-    The entropy coder needs the decoder to predict every probability exactly as the encoder
-    did. Predictions computed in float32 can differ in the last bits between machines (another
-    processor's vector width, a GPU, another PyTorch), and then decoding goes wrong from the
-    first differing symbol on. The checksum turns that into this error instead of a wrong image.
-    """
 
 
 def pad_image(x: torch.Tensor, stride: int, mode: PadMode = PadMode.REPLICATE) -> torch.Tensor:
@@ -105,10 +88,11 @@ class Codec:
         halo: context around each tile, in pixels (a multiple of 64).
         portable: compute the entropy parameters (everything that decides the probability of a
             coded symbol: hyper synthesis, slice contexts, latent residual prediction) on the CPU
-            in float64 instead of on ``device`` in float32. Decoding then agrees across
-            machines (differences in the last bits of float64, around 1e-15, almost never change
-            a decision), at the cost of slower coding; recorded in the file, so the decoder
-            follows the encoder whatever its own setting.
+            in float64 (:mod:`dcae.portable`), so the file decodes to the same latents on any
+            machine. ``False`` computes them on ``device`` in float32: faster, but the file
+            decodes only where the arithmetic matches the encoder's (the same processor family
+            and PyTorch build; elsewhere decoding fails with :class:`LatentMismatchError`). The
+            choice is recorded in the file and the decoder follows it.
         optimize_steps: gradient steps the encoder spends adapting each image's latents to it
             before coding (see :mod:`dcae.latent_optimization`): smaller files at equal quality
             for about ``optimize_steps`` times the work of a plain encode (and gradient memory,
@@ -127,7 +111,7 @@ class Codec:
         pad_mode: PadMode = PadMode.REPLICATE,
         tile: "int | None" = None,
         halo: int = DEFAULT_HALO,
-        portable: bool = False,
+        portable: bool = True,
         optimize_steps: int = 0,
         lambdas: "Sequence[float] | None" = None,
     ) -> None:
@@ -147,7 +131,7 @@ class Codec:
         self.tile = tile
         self.halo = halo
         self.portable = portable
-        self._model64: "DCAE | None" = None
+        self._model64: "PortableParameters | None" = None
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.eval().to(self.device)
         self.name = name
@@ -195,12 +179,12 @@ class Codec:
         return None if quality is None else float(np.float32(quality))
 
     # -------------------------------------------------------------------- latent coding
-    def _parameter_model(self, portable: bool) -> tuple[DCAE, torch.device, torch.dtype]:
+    def _parameter_model(self, portable: bool) -> tuple["DCAE | PortableParameters", torch.device, torch.dtype]:
         """The model, device and dtype that compute the entropy parameters."""
         if not portable:
             return self.model, self.device, torch.float32
         if self._model64 is None:
-            self._model64 = copy.deepcopy(self.model).to("cpu", torch.float64).eval()
+            self._model64 = PortableParameters(self.model)
         return self._model64, torch.device("cpu"), torch.float64
 
     @torch.inference_mode()

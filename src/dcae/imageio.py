@@ -10,12 +10,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .bitstream import ColourMode
+from .errors import ImageError
 
 ImageLike = "str | os.PathLike[str] | Image.Image | np.ndarray"
-
-
-class ImageError(ValueError):
-    """An input image cannot be read or is not supported."""
 
 
 def _from_16bit(array: np.ndarray, what: str) -> np.ndarray:

@@ -30,7 +30,7 @@ class SliceContext:
 
     mean: torch.Tensor
     scale: torch.Tensor
-    support: torch.Tensor
+    support: torch.Tensor  # what refine_slice needs of the context: the support features
 
 
 def validate_image_batch(x: Any, stride: int, check_values: bool = True) -> None:

@@ -14,14 +14,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import DCAEConfig
+from .errors import WeightsError
 from .model import DCAE
 
 METADATA_KEY = "dcae"
 WEIGHTS_FORMAT = "dcae-weights/1"
-
-
-class WeightsError(ValueError):
-    """A weights file is missing, unreadable, or not a dcae weights file."""
 
 
 def atomic_write(path: "str | Path", write: Any) -> None:

@@ -10,14 +10,11 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
+from ..errors import CodingError
 from .tables import CategoricalTable
 
 MAX_ESCAPE_BITS = 31
 _BIT_CHUNK = 16
-
-
-class CodingError(ValueError):
-    """Symbols cannot be coded (a latent value is beyond the codable range)."""
 
 
 # constriction's classes live in a compiled module, reachable only as attributes.

@@ -7,16 +7,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 REFERENCE_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.05)
-
-
-class ConfigError(ValueError):
-    """A training configuration is invalid."""
 
 
 @dataclass

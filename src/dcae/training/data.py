@@ -12,11 +12,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
+from ..errors import DataError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm"}
-
-
-class DataError(ValueError):
-    """The training or validation data cannot be used (missing folder, no images)."""
 
 
 def find_images(root: "str | Path") -> list[Path]:
