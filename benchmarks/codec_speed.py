@@ -1,7 +1,7 @@
 """Encode/decode time and peak memory of a dcae model at three image sizes, and entropy-coding speed.
 
     python benchmarks/codec_speed.py [--model default] [--threads 2] [--runs 5] [--sizes 768x512 ...]
-        [--portable]
+        [--machine-specific]
 
 Each (size, direction) runs in a fresh process so its peak resident memory (ru_maxrss) is its
 own; times are the median of ``--runs`` runs after one warm-up. Images are Kodak photos tiled
@@ -26,12 +26,12 @@ from PIL import Image
 from dcae.codec import load_codec
 model, threads, runs, width, height, direction, quality, tile, portable = sys.argv[1:10]
 torch.set_num_threads(int(threads))
-codec = load_codec(model, tile=int(tile) or None, portable=portable == "1")
+codec = load_codec(model, tile=int(tile) or None, portable=portable == "1", max_pixels=None)
 source = np.asarray(Image.open(sys.argv[10]).convert("RGB"))
 reps = (int(height) // source.shape[0] + 1, int(width) // source.shape[1] + 1, 1)
 image = np.ascontiguousarray(np.tile(source, reps)[: int(height), : int(width)])
 q = None if quality == "none" else float(quality)
-data = codec.compress(image, quality=q)
+data = codec.compress(image, quality=q).data
 times = []
 for _ in range(int(runs) + 1):
     start = time.perf_counter()
@@ -83,11 +83,13 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["768x512", "1920x1080", "3840x2160"])
     parser.add_argument("--tile", type=int, default=0, help="tile side for the transforms (0: whole image)")
     parser.add_argument("--image", default=str(KODAK / "kodim23.png"))
-    parser.add_argument("--portable", action="store_true", help="code portable files (float64 entropy parameters)")
+    parser.add_argument(
+        "--machine-specific", action="store_true", help="machine-specific files (float32 entropy parameters)"
+    )
     args = parser.parse_args()
     print(
         f"model {args.model}, {args.threads} threads, median of {args.runs} runs, quality {args.quality}, "
-        f"tile {args.tile or 'auto'}{', portable files' if args.portable else ''}\n"
+        f"tile {args.tile or 'auto'}, {'machine-specific' if args.machine_specific else 'portable'} files\n"
     )
     print("| size | encode (s) | decode (s) | encode peak (MB) | decode peak (MB) | bpp |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -107,7 +109,7 @@ def main() -> None:
                 direction,
                 args.quality,
                 str(args.tile),
-                "1" if args.portable else "0",
+                "0" if args.machine_specific else "1",
                 args.image,
             ]
             result = subprocess.run(command, capture_output=True, text=True)

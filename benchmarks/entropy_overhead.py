@@ -19,16 +19,15 @@ import torch
 
 from dcae import bitstream
 from dcae.bitstream import PadMode
-from dcae.codec import Codec, load_codec, pad_image
-from dcae.imageio import load_image
+from dcae.codec import Codec, CodecOptions, load_codec
+from dcae.imageio import image_tensor, load_image, pad_image
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kodak"
 
 
 def ideal_bits(codec: Codec, array: np.ndarray, quality, pad_mode: PadMode) -> float:
-    x = torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float() / 255
     with torch.inference_mode():
-        out = codec.model(pad_image(x, 64, pad_mode), quality=quality)
+        out = codec.model(pad_image(image_tensor(array[None]), 64, pad_mode), quality=quality)
     return float(sum(-torch.log2(lik.double()).sum() for lik in out["likelihoods"].values()))
 
 
@@ -47,25 +46,25 @@ def main() -> None:
     print("| scale table | median payload overhead | worst | mean bpp |")
     print("| --- | --- | --- | --- |")
     for size in args.tables:
-        codec = Codec(base.model, digest=base.digest_hex, scale_table_size=size)
+        codec = Codec(base.model, digest=base.digest_hex, options=CodecOptions(scale_table_size=size))
         overheads, bpps = [], []
         for path in paths:
             array, _ = load_image(path)
             for q in qualities:
-                data = codec.compress(array, quality=q)
+                data = codec.compress(array, quality=q).data
                 _, payload = bitstream.unpack(data)
                 ideal = ideal_bits(codec, array, q, PadMode.REPLICATE)
                 overheads.append(100 * (8 * len(payload) / ideal - 1))
                 bpps.append(8 * len(data) / (array.shape[0] * array.shape[1]))
         print(f"| {size} | {statistics.median(overheads):+.3f}% | {max(overheads):+.3f}% | {np.mean(bpps):.4f} |")
-    print("\nheader + CRC: 44 bytes per file\n")
+    print(f"\nheader + CRC: {len(data) - len(payload)} bytes per file\n")
     print("| padding | mean file bytes | relative |")
     print("| --- | --- | --- |")
     sizes = {}
     odd = [load_image(p)[0][:500, :700] for p in paths]  # crop so that padding is needed (to 512x704)
     for mode in (PadMode.REPLICATE, PadMode.REFLECT):
-        codec = Codec(base.model, digest=base.digest_hex, pad_mode=mode)
-        sizes[mode] = np.mean([len(codec.compress(a, quality=q)) for a in odd for q in qualities])
+        codec = Codec(base.model, digest=base.digest_hex, options=CodecOptions(pad_mode=mode))
+        sizes[mode] = np.mean([len(codec.compress(a, quality=q).data) for a in odd for q in qualities])
     for mode, value in sizes.items():
         print(f"| {mode.name.lower()} | {value:.0f} | {value / sizes[PadMode.REPLICATE]:.4f} |")
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from dcae.codec import load_codec
-from dcae.evaluation.metrics import psnr
 from dcae.imageio import load_image
 from dcae.latent_optimization import lambda_for_quality
+from dcae.metrics import psnr
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kodak"
 
@@ -47,9 +47,9 @@ def main() -> None:
             measured = {}
             for steps, codec in codecs.items():
                 start = time.perf_counter()
-                data = codec.compress(image, quality=quality)
+                data = codec.compress(image, quality=quality).data
                 seconds = time.perf_counter() - start
-                decoded = codec.decompress(data)
+                decoded = codec.decompress(data).pixels
                 mse = float(np.mean((decoded.astype(np.float64) - image) ** 2))
                 measured[steps] = (len(data), psnr(image, decoded), 8 * len(data) / pixels + lmbda * mse, seconds)
             size0, psnr0, cost0, _ = measured[min(args.steps)]

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dcae.codec import load_codec
-from dcae.evaluation.metrics import psnr
 from dcae.imageio import load_image
+from dcae.metrics import psnr
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kodak"
 
@@ -36,10 +36,10 @@ def main() -> None:
     for path in sorted(KODAK.glob("*.png"))[: args.images]:
         image, _ = load_image(path)
         data = codec.compress(image, quality=quality)
-        bpps.append(8 * len(data) / image.shape[0] / image.shape[1])
+        bpps.append(data.bpp)
         for k in range(slices + 1):
             start = time.perf_counter()
-            decoded = codec.decompress(data, preview_slices=k)
+            decoded = codec.decompress(data, preview_slices=k).pixels
             rows[k].append((psnr(image, decoded), time.perf_counter() - start))
     print(f"model {args.model}, quality {quality}, {args.images} Kodak images, mean {np.mean(bpps):.3f} bpp\n")
     print("| slices decoded | mean PSNR (dB) | vs full (dB) | median decode (s) |")

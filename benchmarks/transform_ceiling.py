@@ -22,17 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcae.codec import load_codec, pad_image, to_uint8
-from dcae.evaluation.metrics import psnr
-from dcae.imageio import load_image
+from dcae.codec import load_codec
+from dcae.imageio import image_tensor, load_image, pad_image, to_uint8
+from dcae.metrics import psnr
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kodak"
 
 
 def padded_tensor(model, image: np.ndarray, pad_mode) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H', W') floats in [0, 1], padded to the model stride as the codec does."""
-    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
-    return pad_image(x, model.stride, pad_mode)
+    return pad_image(image_tensor(image[None]), model.stride, pad_mode)
 
 
 def as_decoded(x_hat: torch.Tensor, image: np.ndarray) -> np.ndarray:
@@ -86,14 +85,16 @@ def main() -> None:
         bpps, coded, ceiling, fitted = [], [], [], []
         for image in images:
             data = codec.compress(image, quality=quality)
-            bpps.append(8 * len(data) / image.shape[0] / image.shape[1])
-            coded.append(psnr(image, codec.decompress(data)))
-            ceiling.append(psnr(image, unquantised_reconstruction(codec.model, image, quality, codec.pad_mode)))
+            bpps.append(data.bpp)
+            coded.append(psnr(image, codec.decompress(data).pixels))
+            ceiling.append(psnr(image, unquantised_reconstruction(codec.model, image, quality, codec.options.pad_mode)))
             if args.optimise_steps:
                 fitted.append(
                     psnr(
                         image,
-                        fitted_latent_reconstruction(codec.model, image, quality, codec.pad_mode, args.optimise_steps),
+                        fitted_latent_reconstruction(
+                            codec.model, image, quality, codec.options.pad_mode, args.optimise_steps
+                        ),
                     )
                 )
         print(

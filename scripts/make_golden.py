@@ -6,7 +6,9 @@ Run once when a model version is released (never again for that version: the fil
 what users hold). Each file is a crop of a Kodak photo, coded in one of the ways a user's file
 may have been written: portable (the default) at three qualities, a grayscale source, a
 machine-specific file (float32 entropy parameters) and a format-version-1 file (which has no
-latent checksum and was always machine-specific). `tests/test_golden.py` decodes them all.
+latent checksum and was always machine-specific). `tests/test_golden.py` decodes them all, and
+checks that the release's probability tables still code every symbol as they did then
+(`tables.json`, a fingerprint of the coder).
 
 Machine-specific files decode only where the entropy parameters compute like here, so their
 crops are chosen to be robust: each must still decode with PyTorch's other convolution (oneDNN
@@ -27,7 +29,8 @@ import torch
 from PIL import Image
 
 from dcae import bitstream
-from dcae.codec import LatentMismatchError, load_codec
+from dcae.codec import load_codec
+from dcae.errors import LatentMismatchError
 from dcae.model import DCAE, SliceContext
 from dcae.zoo import resolve_model_path
 
@@ -56,7 +59,7 @@ def decodes_robustly(codec, data: bytes, expected: np.ndarray, check_pixels: boo
                 torch.backends.mkldnn.enabled = False
             else:
                 DCAE.slice_context = _perturbed(1e-6, seed)
-            decoded = codec.decompress(data)
+            decoded = codec.decompress(data).pixels
         except LatentMismatchError:
             return False
         finally:
@@ -86,7 +89,7 @@ def main() -> None:
 
     def record(name: str, data: bytes, decoder, source: str) -> None:
         header, _ = bitstream.unpack(data)
-        pixels = decoder.decompress(data)
+        pixels = decoder.decompress(data).pixels
         (folder / f"{name}.dcae").write_bytes(data)
         Image.fromarray(pixels).save(folder / f"{name}.png")
         entries.append(
@@ -109,15 +112,17 @@ def main() -> None:
     # Portable files: any crop decodes everywhere; sizes that are not multiples of 64 test the padding.
     image = crop("kodim23.png", 200, 300, 80, 120)
     for quality in (0.0, 2.5, 5.0):
-        record(f"portable-q{quality:g}", portable.compress(image, quality=quality), portable, "kodim23 crop 120x80")
+        record(
+            f"portable-q{quality:g}", portable.compress(image, quality=quality).data, portable, "kodim23 crop 120x80"
+        )
     gray = np.asarray(Image.fromarray(crop("kodim08.png", 100, 100, 72, 72)).convert("L"))
-    record("portable-gray-q3", portable.compress(gray, quality=3.0), portable, "kodim08 crop 72x72, grayscale")
+    record("portable-gray-q3", portable.compress(gray, quality=3.0).data, portable, "kodim08 crop 72x72, grayscale")
 
     # Machine-specific files: the first robust 64x64 crop.
     for top, left in [(t, w) for t in range(0, 448, 64) for w in range(0, 704, 96)]:
         image = crop("kodim14.png", top, left, 64, 64)
-        data = fast.compress(image, quality=2.5)
-        expected = fast.decompress(data)
+        data = fast.compress(image, quality=2.5).data
+        expected = fast.decompress(data).pixels
         header, payload = bitstream.unpack(data)
         version1 = bitstream.pack(dataclasses.replace(header, latent_checksum=None), payload)
         if decodes_robustly(fast, data, expected, check_pixels=True) and decodes_robustly(
@@ -130,6 +135,9 @@ def main() -> None:
     else:
         raise SystemExit("no robust crop found for the machine-specific files")
     (folder / "manifest.json").write_text(json.dumps(entries, indent=2) + "\n")
+    size = portable.options.scale_table_size
+    tables = {"scale_table_size": size, "fingerprint": portable.latents.table_fingerprint(size)}
+    (folder / "tables.json").write_text(json.dumps(tables, indent=2) + "\n")
     print(f"wrote {len(entries)} golden files to {folder} (model file {resolve_model_path(args.model)})")
 
 

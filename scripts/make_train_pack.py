@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from dcae.training.data import find_images
+from dcae.files import find_images
 
 
 def main() -> None:

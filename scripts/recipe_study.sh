@@ -56,7 +56,7 @@ for path in held:
     os.symlink(os.path.abspath(path), os.path.join(sys.argv[3], path.name))
 EOF
 fi
-[ -f "$STUDY/classic/avif.json" ] || "$DCAE" eval "$HELD" --model none --codecs avif,webp --jobs 1 \
+[ -f "$STUDY/classic/avif-444.json" ] || "$DCAE" eval "$HELD" --model none --codecs avif,webp --jobs 1 \
     --out "$STUDY/classic" > /dev/null
 quick_eval "$START" "$STUDY/start"
 

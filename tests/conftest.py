@@ -52,3 +52,13 @@ def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     smooth = coarse[np.round(ys).astype(int)][:, np.round(xs).astype(int)]
     noisy = smooth * 200 + rng.random((height, width, 3)) * 55
     return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+needs_shared = pytest.mark.skipif(
+    not KODAK.is_dir(), reason=f"needs the shared datasets at {SHARED} (Kodak), which this checkout lacks"
+)
+
+
+def kodak_path(name: str) -> Path:
+    """A Kodak image; tests that use one carry the ``needs_shared`` mark."""
+    return KODAK / name

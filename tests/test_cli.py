@@ -1,14 +1,19 @@
-"""The dcae command line on good and bad input: exit codes, one-line errors, no overwrites."""
+"""The dcae command line on good and bad input: exit codes, one-line errors, no data loss."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import random_image
+from conftest import kodak_path, needs_shared, random_image
 from PIL import Image
 
 from dcae.cli import main
@@ -21,10 +26,12 @@ def image(tmp_path: Path) -> Path:
     return path
 
 
-def _single_error_line(captured: str) -> str:
-    lines = [line for line in captured.strip().splitlines() if line.strip()]
+def _error_line(captured: str) -> str:
+    """The one line a user mistake prints (tqdm may draw progress before it)."""
     assert "Traceback" not in captured
-    return lines[-1]
+    lines = [line for line in captured.strip().splitlines() if line.startswith("dcae: error:")]
+    assert len(lines) == 1, captured
+    return lines[0]
 
 
 def test_compress_decompress_info(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
@@ -39,23 +46,67 @@ def test_compress_decompress_info(image: Path, tiny_weights: Path, tmp_path: Pat
     info = json.loads(capsys.readouterr().out)
     assert info["width"] == 80 and info["height"] == 48 and info["quality"] == 1.0
     assert info["bytes"] == out.stat().st_size and info["header_bytes"] == 48
-    assert info["format_version"] == 2 and info["portable"] is False and len(info["latent_checksum"]) == 8
-    portable = tmp_path / "portable.dcae"
-    assert main(["compress", str(image), "-o", str(portable), "--model", str(tiny_weights), "--portable"]) == 0
+    assert info["format_version"] == 2 and info["portable"] is True and len(info["latent_checksum"]) == 8
+    specific = tmp_path / "specific.dcae"
+    argv = ["compress", str(image), "-o", str(specific), "--model", str(tiny_weights), "--machine-specific"]
+    assert main(argv) == 0
     capsys.readouterr()
-    assert main(["info", str(portable), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["portable"] is True
-    assert main(["decompress", str(portable), "-o", str(tmp_path / "p.png"), "--model", str(tiny_weights)]) == 0
+    assert main(["info", str(specific), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["portable"] is False
+    assert main(["decompress", str(specific), "-o", str(tmp_path / "p.png"), "--model", str(tiny_weights)]) == 0
 
 
 def test_no_overwrite_without_force(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "photo.dcae"
     out.write_bytes(b"precious")
     assert main(["compress", str(image), "-o", str(out), "--model", str(tiny_weights)]) == 1
-    assert "--force" in _single_error_line(capsys.readouterr().err)
+    assert "--force" in _error_line(capsys.readouterr().err)
     assert out.read_bytes() == b"precious"
     assert main(["compress", str(image), "-o", str(out), "--model", str(tiny_weights), "--force"]) == 0
     assert out.read_bytes()[:4] == b"DCAE"
+
+
+def test_an_existing_output_is_found_before_any_work(image: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    (tmp_path / "photo.dcae").write_bytes(b"precious")
+
+    def no_model(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    monkeypatch.setattr("dcae.codec.load_codec", no_model)
+    assert main(["compress", str(image)]) == 1
+    assert "exists" in _error_line(capsys.readouterr().err)
+
+
+def test_an_output_never_replaces_its_input(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    original = image.read_bytes()
+    assert main(["compress", str(image), "-o", str(image), "--force", "--model", str(tiny_weights)]) == 1
+    assert "is an input" in _error_line(capsys.readouterr().err)
+    link = tmp_path / "link.png"
+    link.symlink_to(image)
+    assert main(["compress", str(image), "-o", str(link), "--force", "--model", str(tiny_weights)]) == 1
+    assert "is an input" in _error_line(capsys.readouterr().err)
+    assert image.read_bytes() == original
+
+
+def test_two_inputs_never_write_one_output(tmp_path: Path, tiny_weights: Path, capsys) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(random_image(16, 16, seed=len(folder))).save(tmp_path / folder / "x.png")
+    argv = ["compress", str(tmp_path / "a/x.png"), str(tmp_path / "b/x.png"), "-o", str(tmp_path / "out"), "--force"]
+    assert main([*argv, "--model", str(tiny_weights)]) == 1
+    assert "would both be written" in _error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folders_are_made_only_where_meant(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    model = ["--model", str(tiny_weights)]
+    assert main(["compress", str(image), "-o", f"{tmp_path / 'newdir'}{os.sep}", *model]) == 0
+    assert (tmp_path / "newdir" / "photo.dcae").is_file()
+    assert main(["compress", str(image), "-o", str(tmp_path / "typo" / "deeper" / "x.dcae"), *model]) == 1
+    assert "does not exist" in _error_line(capsys.readouterr().err)
+    assert main(["compress", str(image), "-o", f"{tmp_path / 'typo' / 'deeper'}{os.sep}", *model]) == 1
+    assert "does not exist" in _error_line(capsys.readouterr().err)
+    assert not (tmp_path / "typo").exists()
 
 
 def test_many_files_into_a_folder(tmp_path: Path, tiny_weights: Path) -> None:
@@ -74,31 +125,90 @@ def test_many_files_into_a_folder(tmp_path: Path, tiny_weights: Path) -> None:
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def _huge_png(path: Path, width: int, height: int) -> None:
+    """A PNG header declaring a huge image (its pixel data is a stub: only the size is read)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)))
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["compress", "{tmp}/missing.png"], "not found"),
         (["compress", "{junk}"], "cannot read image"),
+        (["compress", "{huge}"], "above the limit"),
         (["decompress", "{junk}"], "not a .dcae file"),
         (["decompress", "{tmp}/missing.dcae"], "not found"),
+        (["decompress", "{crafted}"], "too short"),
         (["info", "{junk}"], "not a .dcae file"),
         (["compress", "{image}", "--model", "no-such-model"], "no model named"),
         (["compress", "{image}", "--model", "{junk}"], "not a safetensors"),
         (["compress", "{image}", "--quality", "99"], "quality must lie in"),
+        (["compress", "{image}", "--quality", "nan"], "not a finite number"),
+        (["compress", "{image}", "--target-size", "1e400"], "not a usable size"),
+        (["compress", "{image}", "--target-size", "infk"], "not a usable size"),
+        (["compress", "{image}", "--target-bpp", "inf"], "not a finite number"),
+        (["compress", "{image}", "--device", "bogus"], "unknown device"),
+        (["compress", "{image}", "--no-such-flag"], "unrecognized arguments"),
+        (["compress"], "the following arguments are required"),
+        (["frobnicate"], "invalid choice"),
+        (["decompress", "{coded}", "--preview", "-1"], "must be at least 0"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_one(argv, message, image, tiny_weights, tmp_path, capsys) -> None:
+    import dataclasses
+
+    from dcae import bitstream
+
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00garbage" * 10)
-    values = {"tmp": tmp_path, "junk": junk, "image": image}
+    huge = tmp_path / "huge.png"
+    _huge_png(huge, 12_000, 10_000)
+    coded = tmp_path / "coded.dcae"
+    assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
+    header, payload = bitstream.unpack(coded.read_bytes())
+    crafted = tmp_path / "crafted.dcae"  # 100-odd bytes claiming 8192x8192, CRC recomputed
+    crafted.write_bytes(bitstream.pack(dataclasses.replace(header, width=8192, height=8192), payload))
+    capsys.readouterr()
+    values = {"tmp": tmp_path, "junk": junk, "image": image, "huge": huge, "coded": coded, "crafted": crafted}
     argv = [a.format(**values) for a in argv]
-    if argv[0] == "compress" and "--model" not in argv:
-        argv += ["--model", str(tiny_weights)]
-    if argv[0] == "decompress":
+    if argv[0] in ("compress", "decompress") and len(argv) > 1 and "--model" not in argv:
         argv += ["--model", str(tiny_weights)]
     assert main(argv) == 1
-    line = _single_error_line(capsys.readouterr().err)
-    assert line.startswith("dcae: error:") and message in line
+    assert message in _error_line(capsys.readouterr().err)
+
+
+def test_a_header_quality_outside_the_range_is_a_user_error(image, tiny_weights, tmp_path, capsys) -> None:
+    import dataclasses
+
+    from dcae import bitstream
+
+    coded = tmp_path / "photo.dcae"
+    assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
+    header, payload = bitstream.unpack(coded.read_bytes())
+    coded.write_bytes(bitstream.pack(dataclasses.replace(header, quality=9.0), payload))
+    assert main(["decompress", str(coded), "--model", str(tiny_weights), "--force"]) == 1
+    assert "quality" in _error_line(capsys.readouterr().err)
+
+
+def test_usage_errors_exit_one_and_help_exits_zero(capsys) -> None:
+    assert main(["compress", "--quality"]) == 1
+    assert _error_line(capsys.readouterr().err).startswith("dcae: error: dcae compress:")
+    assert main(["--help"]) == 0
+    assert "compress" in capsys.readouterr().out
+
+
+def test_cuda_without_a_device_is_a_user_error(image: Path, tiny_weights: Path, capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    assert main(["compress", str(image), "--model", str(tiny_weights), "--device", "cuda"]) == 1
+    assert "no CUDA device" in _error_line(capsys.readouterr().err)
 
 
 def test_wrong_model_is_refused(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
@@ -110,8 +220,22 @@ def test_wrong_model_is_refused(image: Path, tiny_weights: Path, tmp_path: Path,
     save_weights(random_model(TINY_VR, seed=5), other)
     coded = tmp_path / "photo.dcae"
     assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
-    assert main(["decompress", str(coded), "--model", str(other)]) == 1
-    assert "other weights" in _single_error_line(capsys.readouterr().err)
+    assert main(["decompress", str(coded), "--model", str(other), "-o", str(tmp_path / "out.png")]) == 1
+    assert "other weights" in _error_line(capsys.readouterr().err)
+
+
+def test_a_file_from_a_model_that_is_not_installed_names_it(image, tiny_weights, tmp_path, capsys) -> None:
+    import dataclasses
+
+    from dcae import bitstream
+
+    coded = tmp_path / "photo.dcae"
+    assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
+    header, payload = bitstream.unpack(coded.read_bytes())
+    for digest, message in ((b"\x11" * 8, "no released model wrote"), (bytes.fromhex("460bdf39e0e83e98"), "8d32f13")):
+        coded.write_bytes(bitstream.pack(dataclasses.replace(header, digest=digest), payload))
+        assert main(["decompress", str(coded), "--force"]) == 1
+        assert message in _error_line(capsys.readouterr().err)
 
 
 def test_a_latent_checksum_mismatch_is_one_line(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
@@ -127,13 +251,11 @@ def test_a_latent_checksum_mismatch_is_one_line(image: Path, tiny_weights: Path,
     forged = dataclasses.replace(header, latent_checksum=header.latent_checksum ^ 1)
     coded.write_bytes(bitstream.pack(forged, payload))
     assert main(["decompress", str(coded), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)]) == 1
-    assert "fail their checksum" in _single_error_line(capsys.readouterr().err)
+    assert "fail their checksum" in _error_line(capsys.readouterr().err)
     assert not (tmp_path / "out.png").exists()
 
 
 def test_warnings_are_one_line_naming_the_file(tiny_weights: Path, tmp_path: Path, capsys) -> None:
-    import numpy as np
-
     deep = tmp_path / "deep.png"
     Image.fromarray((np.arange(48 * 80).reshape(48, 80) * 17 % 65536).astype(np.uint16)).save(deep)
     assert main(["compress", str(deep), "-o", str(tmp_path / "deep.dcae"), "--model", str(tiny_weights)]) == 0
@@ -141,23 +263,43 @@ def test_warnings_are_one_line_naming_the_file(tiny_weights: Path, tmp_path: Pat
     assert err.splitlines() == [f"dcae: warning: {deep} has more than 8 bits per sample; reducing to 8 bits"]
 
 
+def test_sigterm_during_the_write_leaves_no_temporary_file(image, tiny_weights, tmp_path, capsys, monkeypatch):
+    written = []
+
+    def write_then_terminate(self: Path, data: bytes) -> int:
+        written.append(self)
+        with open(self, "wb") as handle:
+            handle.write(data[:10])
+        os.kill(os.getpid(), signal.SIGTERM)
+        return 10
+
+    monkeypatch.setattr(Path, "write_bytes", write_then_terminate)
+    out = tmp_path / "photo.dcae"
+    assert main(["compress", str(image), "-o", str(out), "--model", str(tiny_weights)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert written and not written[0].exists() and not out.exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_console_script_runs_and_lists_models() -> None:
     result = subprocess.run([sys.executable, "-m", "dcae.cli", "models"], capture_output=True, text=True)
-    assert result.returncode == 0 and "default" in result.stdout
+    assert result.returncode == 0
+    assert "compact-mse-v1 (default)" in result.stdout and "66,505 training steps" in result.stdout
 
 
-def test_target_size_flag(tmp_path: Path, capsys) -> None:
-    from conftest import KODAK
-
+@needs_shared
+def test_target_size_flag_shows_progress(tmp_path: Path, capsys) -> None:
     out = tmp_path / "k.dcae"
     source = tmp_path / "crop.png"
-    Image.open(KODAK / "kodim05.png").crop((0, 0, 320, 256)).save(source)
+    Image.open(kodak_path("kodim05.png")).crop((0, 0, 320, 256)).save(source)
     assert main(["compress", str(source), "-o", str(out), "--target-size", "6k"]) == 0
-    assert 0.97 * 6000 <= out.stat().st_size <= 6000 or "quality 5.000" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert 0.97 * 6000 <= out.stat().st_size <= 6000
+    assert "rate control" in captured.err  # the bisection reports its steps
     assert main(["compress", str(source), "-o", str(out), "--force", "--target-size", "12"]) == 1
-    assert "cannot reach" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["compress", str(source), "--target-size", "lots"])
+    assert "cannot reach" in _error_line(capsys.readouterr().err)
+    assert main(["compress", str(source), "--target-size", "lots"]) == 1
+    assert "not a size" in _error_line(capsys.readouterr().err)
 
 
 def test_preview_info_text_and_roundtrip(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
@@ -166,23 +308,32 @@ def test_preview_info_text_and_roundtrip(image: Path, tiny_weights: Path, tmp_pa
     preview = tmp_path / "preview.png"
     assert main(["decompress", str(coded), "-o", str(preview), "--model", str(tiny_weights), "--preview", "1"]) == 0
     assert Image.open(preview).size == (80, 48)
-    assert main(["decompress", str(coded), "--model", str(tiny_weights), "--preview", "-1"]) == 1
     capsys.readouterr()
     assert main(["info", str(coded)]) == 0
-    text = capsys.readouterr().out
-    assert "header_bytes" in text and "44" in text
+    fields = dict(line.split(None, 1) for line in capsys.readouterr().out.strip().splitlines())
+    assert fields["header_bytes"] == "48" and fields["width"] == "80" and fields["format_version"] == "2"
     saved = tmp_path / "round.png"
     argv = ["roundtrip", str(image), "--model", str(tiny_weights), "--quality", "2", "--save", str(saved)]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "bpp" in out and "PSNR" in out and "encode" in out and saved.exists()
+    assert main([*argv[:-2], "--save", str(image), "--force"]) == 1  # never over the input
+    assert "is an input" in _error_line(capsys.readouterr().err)
 
 
 def test_eval_argument_errors(tmp_path: Path, capsys) -> None:
     assert main(["eval", str(tmp_path / "none"), "--model", "none", "--out", str(tmp_path / "o")]) == 1
-    assert "not found" in capsys.readouterr().err
+    assert "not found" in _error_line(capsys.readouterr().err)
     assert main(["eval", str(tmp_path), "--model", "none", "--codecs", "gif", "--out", str(tmp_path / "o")]) == 1
-    assert "unknown codecs gif" in capsys.readouterr().err
+    assert "unknown codecs gif" in _error_line(capsys.readouterr().err)
     assert main(["eval", str(tmp_path), "--model", "none", "--out", str(tmp_path / "o")]) == 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.startswith("dcae: error:")
+    assert "no images" in _error_line(capsys.readouterr().err)
+
+
+def test_mistakes_are_reported_even_when_training_cannot_be_imported(image, monkeypatch, capsys) -> None:
+    """On Python 3.10 the training package needs tomli; reporting a user's mistake in another
+    command must never depend on it (it once raised inside the except clause)."""
+    for name in ("dcae.training", "tomllib", "tomli"):
+        monkeypatch.setitem(sys.modules, name, None)
+    assert main(["compress", str(image.parent / "missing.png")]) == 1
+    assert "not found" in _error_line(capsys.readouterr().err)

@@ -70,6 +70,10 @@ def test_pickled_code_is_never_executed(tmp_path: Path) -> None:
             return (print, ("this must not run",))
 
     evil = tmp_path / "evil.pth"
+    marker = tmp_path / "ran"
+    Exploit.__reduce__ = lambda self: (Path.touch, (marker,))
     torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": Exploit()}, evil)
-    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match="refuses to unpickle") as caught:
         read_reference_state(evil)
+    assert not marker.exists()
+    assert "weights_only" not in str(caught.value)  # never a hint to load it unsafely

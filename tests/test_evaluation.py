@@ -14,7 +14,7 @@ from PIL import Image
 from dcae.cli import main
 from dcae.evaluation import bd_psnr, bd_rate
 from dcae.evaluation.classic import CLASSIC_CODECS
-from dcae.evaluation.metrics import image_metrics, msssim_db
+from dcae.metrics import image_metrics, msssim_db
 
 RATES = [0.1, 0.2, 0.4, 0.8, 1.6]
 PSNRS = [27.0, 29.5, 32.0, 34.8, 37.9]

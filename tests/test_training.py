@@ -420,3 +420,39 @@ def test_lambda_weights_set_how_often_each_rate_point_is_drawn(image_folder: Pat
     assert counts[0] == 0 and counts[2] > 2 * counts[1] > 0
     with pytest.raises(ConfigError, match="lambda_weights"):
         _config(image_folder, tmp_path / "x", lambda_weights=[1, 2])
+
+
+def test_an_existing_run_is_never_overwritten_or_resumed_by_mistake(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    run = tmp_path / "run"
+    Trainer(_config(image_folder, run, steps=2, val_every=10_000)).run()
+    latest = (run / "latest.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="holds a training run; use --resume"):
+        Trainer(_config(image_folder, run, steps=2))
+    assert (run / "latest.safetensors").read_bytes() == latest
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        Trainer(_config(image_folder, tmp_path / "typo", steps=2), resume=True)
+    Trainer(_config(image_folder, run, steps=1, val_every=10_000), replace=True).run()
+    assert json.loads((run / "latest.json").read_text())["step"] == 1
+    assert len((run / "log.csv").read_text().splitlines()) == 2  # the old run's log went with it
+    assert main(["train", "--train-data", str(image_folder), "--out", str(run), "--model", "tiny"]) == 1
+
+
+def test_a_decompression_bomb_among_training_photos_is_skipped(image_folder: Path, tmp_path: Path) -> None:
+    import shutil
+    import struct
+    import zlib
+
+    folder = tmp_path / "photos"
+    shutil.copytree(image_folder, folder)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 20_000, 20_000, 8, 2, 0, 0, 0)  # 400 MP declared, a few bytes stored
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    with pytest.warns(UserWarning, match="bomb.png"):
+        dataset = RandomCropDataset(folder, patch=64)
+    assert folder / "bomb.png" not in dataset.paths and len(dataset) == 6

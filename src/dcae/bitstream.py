@@ -41,6 +41,7 @@ READABLE_VERSIONS = (1, 2)
 MAX_SIDE = 32768
 MAX_PIXELS = 16384 * 16384
 MAX_PAYLOAD = 1 << 31
+MAX_FILE_BYTES = MAX_PAYLOAD + 1024  # payload plus the largest header and the CRC
 FLAG_QUALITY = 0x01
 FLAG_PORTABLE = 0x02
 _FIXED = struct.Struct("<4sBBBBIIfHBB")
@@ -98,7 +99,7 @@ def pack(header: Header, payload: bytes) -> bytes:
         raise ValueError("architecture name must be 1..32 ASCII characters")
     if len(header.digest) != _DIGEST_BYTES:
         raise ValueError("digest must be 8 bytes")
-    _check_size(header.width, header.height)
+    check_size(header.width, header.height)
     version = 1 if header.latent_checksum is None else FORMAT_VERSION
     if version == 1 and header.portable:
         raise ValueError("portable files need format version 2 (a latent checksum)")
@@ -121,7 +122,8 @@ def pack(header: Header, payload: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def _check_size(width: int, height: int) -> None:
+def check_size(width: int, height: int) -> None:
+    """Raise :class:`FormatError` unless a ``.dcae`` file can hold an image of this size."""
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height > MAX_PIXELS:
         raise FormatError(
             f"image size {width}x{height} is outside the supported range "
@@ -151,7 +153,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         colour_mode, pad_mode = ColourMode(mode), PadMode(pad)
     except ValueError:
         raise FormatError(f"invalid colour mode {mode} or padding mode {pad} in .dcae header") from None
-    _check_size(width, height)
+    check_size(width, height)
     if not 1 <= name_len <= 32:
         raise FormatError(f"invalid architecture-name length {name_len}")
     if not 2 <= table_size <= 4096 or slices < 1:
@@ -196,6 +198,17 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         portable=bool(flags & FLAG_PORTABLE),
     )
     return header, data[offset : offset + payload_length]
+
+
+def model_digest(data: bytes) -> bytes:
+    """The model identifier of a file, read without checking the rest (for finding the model
+    that decodes it, whose :func:`unpack` then checks everything)."""
+    if len(data) >= _FIXED.size and data[:4] == MAGIC:
+        name_length = data[_FIXED.size - 1]
+        start = _FIXED.size + name_length
+        if 1 <= name_length <= 32 and len(data) >= start + _DIGEST_BYTES:
+            return bytes(data[start : start + _DIGEST_BYTES])
+    return unpack(data)[0].digest  # raises the FormatError that names the problem
 
 
 def header_size(header: Header) -> int:

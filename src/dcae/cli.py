@@ -1,216 +1,177 @@
-"""The ``dcae`` command line: compress, decompress, inspect, train, evaluate."""
+"""The ``dcae`` command line: compress, decompress, inspect, train, evaluate.
+
+Exit status: 0 done, 1 a mistake the user can fix (one ``dcae: error:`` line, usage errors
+included), 2 an internal error (a bug: one ``dcae: internal error:`` line), 130 interrupted.
+Outputs are planned and checked before any work, written to a temporary file and renamed;
+nothing is overwritten without ``--force``, and an output never replaces an input.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import shlex
+import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from .errors import DcaeError
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR = 0, 1, 2
+EXIT_OK, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class UserError(Exception):
-    """A mistake the user can fix; reported as one line, exit status 1."""
+class UserError(DcaeError):
+    """A mistake on the command line; reported as one line, exit status 1."""
 
 
-# Mistakes a user can fix: one line, exit status 1. The tuple imports nothing but the errors
-# module, so reporting a mistake can never fail on an import.
-USER_ERRORS = (UserError, DcaeError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+# Mistakes a user can fix. The tuple imports nothing but the errors module, so reporting a
+# mistake can never fail on an import.
+USER_ERRORS = (DcaeError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
-def _output_paths(inputs: list[Path], output: "str | None", suffix: str) -> list[Path]:
-    """Where each input's result goes: next to it, into a folder, or (one input) a file."""
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are user mistakes: one line, exit status 1 (not 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"dcae: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+# ---------------------------------------------------------------------------------- arguments
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _size(text: str) -> int:
+    """Bytes from '20000', '20k' (x1000) or '1.5M' (x10^6)."""
+    factors = {"k": 1_000, "m": 1_000_000}
+    factor = factors.get(text[-1:].lower(), 1)
+    try:
+        value = float(text[:-1] if factor > 1 else text) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 20000, 20k or 1.5M)") from None
+    if not math.isfinite(value) or value < 1 or value > 2**40:
+        raise argparse.ArgumentTypeError(f"not a usable size: {text!r} (1 byte .. 1 TB)")
+    return int(value)
+
+
+def _add_model_flag(p: argparse.ArgumentParser, default: "str | None" = "default") -> None:
+    text = "released model name (see `dcae models`) or weights file"
+    p.add_argument("--model", default=default, help=f"{text} (default: {default or 'the model that wrote the file'})")
+
+
+def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument(
+        "--max-pixels",
+        type=_whole(0),
+        help="refuse images above this many pixels (default: Pillow's limit, about 89 million; 0: no limit)",
+    )
+
+
+# ------------------------------------------------------------------------------------ outputs
+def _plan_outputs(inputs: list[Path], output: "str | None", suffix: str, force: bool) -> list[Path]:
+    """Where each input's result goes, checked before any work: next to it, into a folder (for
+    several inputs, or ``-o`` ending in a separator), or (one input) a file.
+
+    Refuses outputs that would replace an input, two inputs writing one output, existing
+    outputs without ``force``, and folders whose parent does not exist (a mistyped path).
+    """
     if output is None:
-        return [p.with_suffix(suffix) for p in inputs]
-    out = Path(output)
-    if len(inputs) > 1 or out.is_dir():
-        if out.exists() and not out.is_dir():
-            raise UserError(f"{out} is not a folder; with several inputs, -o must name a folder")
-        out.mkdir(parents=True, exist_ok=True)
-        return [out / (p.stem + suffix) for p in inputs]
-    return [out]
+        outputs = [p.with_suffix(suffix) for p in inputs]
+    else:
+        out = Path(output)
+        as_folder = len(inputs) > 1 or out.is_dir() or output.endswith((os.sep, "/"))
+        if as_folder:
+            if out.exists() and not out.is_dir():
+                raise UserError(f"{out} is not a folder; with several inputs, -o must name a folder")
+            if not out.exists() and not out.parent.is_dir():
+                raise UserError(f"cannot create folder {out}: its parent {out.parent} does not exist")
+            outputs = [out / (p.stem + suffix) for p in inputs]
+        else:
+            if not out.parent.is_dir():
+                raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
+            outputs = [out]
+    resolved_inputs = {_identity(p): p for p in inputs}
+    seen: dict[Any, Path] = {}
+    for source, target in zip(inputs, outputs):
+        key = _identity(target)
+        if key in resolved_inputs:
+            raise UserError(f"{target} is an input; writing it would destroy {resolved_inputs[key]}")
+        if key in seen:
+            raise UserError(f"{seen[key]} and {source} would both be written to {target}; use separate -o folders")
+        seen[key] = source
+        if target.exists() and not force:
+            raise UserError(f"{target} exists; use --force to overwrite it")
+    for folder in {o.parent for o in outputs}:
+        if not folder.exists():
+            folder.mkdir()
+    return outputs
 
 
-def _write_atomically(path: Path, data: "bytes | None", force: bool, image=None) -> None:
-    from .weights import atomic_write
+def _identity(path: Path) -> Any:
+    """A key equal for two paths that name the same file (hard links and symlinks included)."""
+    try:
+        status = path.stat()
+        return (status.st_dev, status.st_ino)
+    except OSError:
+        return os.path.normcase(os.path.abspath(path))
 
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; use --force to overwrite it")
+
+def _write_atomically(path: Path, data: "bytes | None", image: Any = None) -> None:
+    from .files import atomic_write
+
     if image is not None:
-        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-        kind = fmt.get(path.suffix.lower(), "PNG")
+        formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+        kind = formats.get(path.suffix.lower(), "PNG")
         options = {"quality": 95} if kind in ("JPEG", "WEBP") else {}
         atomic_write(path, lambda tmp: image.save(tmp, format=kind, **options))
     else:
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def _for_each(inputs: list[Path], work, what: str) -> int:
+def _for_each(inputs: list[Path], work: Callable[[Path], str], what: str) -> int:
     """Run ``work(path)`` for every input with a progress bar; report failures one line each."""
     from tqdm import tqdm
 
     failures = 0
     for path in tqdm(inputs, desc=what, unit="file", disable=len(inputs) < 2, file=sys.stderr):
         try:
-            message = work(path)
-            if message:
-                tqdm.write(message)
+            tqdm.write(work(path))
         except USER_ERRORS as error:
             failures += 1
             tqdm.write(f"dcae: error: {path}: {error}", file=sys.stderr)
     return EXIT_USER_ERROR if failures else EXIT_OK
-
-
-# ------------------------------------------------------------------------------- compress & co.
-def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compress", help="compress images to .dcae files")
-    p.add_argument("inputs", nargs="+", help="images (PNG, JPEG, WebP, TIFF, BMP)")
-    p.add_argument("-o", "--output", help="output file (one input) or folder")
-    p.add_argument("--model", default="default", help="zoo name or weights file (default: %(default)s)")
-    rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--quality", type=float, help="rate point; higher is better quality and larger files")
-    rate.add_argument("--target-bpp", type=float, help="largest bits per pixel of the file (quality by bisection)")
-    rate.add_argument("--target-size", type=_parse_size, help="largest file size, e.g. 20000, 20k or 1.5M bytes")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    _add_machine_specific_flag(p)
-    _add_optimize_flag(p)
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.set_defaults(handler=_run_compress)
-
-    p = sub.add_parser("decompress", help="decode .dcae files to images")
-    p.add_argument("inputs", nargs="+", help=".dcae files")
-    p.add_argument("-o", "--output", help="output image (one input) or folder; format from the suffix (PNG default)")
-    p.add_argument("--model", help="zoo name or weights file (default: the zoo model that wrote the file)")
-    p.add_argument("--preview", type=int, metavar="K", help="decode only the first K latent slices (faster, coarser)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.set_defaults(handler=_run_decompress)
-
-    p = sub.add_parser("info", help="describe a .dcae file")
-    p.add_argument("file")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=_run_info)
-
-    p = sub.add_parser("models", help="list the models that ship with dcae")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=_run_models)
-
-    p = sub.add_parser("roundtrip", help="compress and decompress an image; print size, bpp, PSNR and timings")
-    p.add_argument("image")
-    p.add_argument("--model", default="default", help="zoo name or weights file (default: %(default)s)")
-    p.add_argument("--quality", type=float, help="rate point (default: the middle of the model's range)")
-    p.add_argument("--device", default="cpu")
-    _add_machine_specific_flag(p)
-    _add_optimize_flag(p)
-    p.add_argument("--save", metavar="PNG", help="also write the decoded image here")
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(handler=_run_roundtrip)
-
-
-def _add_machine_specific_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--machine-specific",
-        action="store_true",
-        help="faster files that decode only on machines computing like this one (entropy model in float32)",
-    )
-
-
-def _add_optimize_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--optimize",
-        type=int,
-        default=0,
-        metavar="STEPS",
-        help="adapt each image's latents in STEPS gradient steps before coding: smaller files at equal "
-        "quality, about STEPS times slower encoding (images up to 1536x1536; decoding unchanged)",
-    )
-
-
-def _parse_size(text: str) -> int:
-    """Bytes from '20000', '20k' (x1000) or '1.5M' (x10^6)."""
-    factors = {"k": 1_000, "m": 1_000_000}
-    try:
-        factor = factors.get(text[-1:].lower(), 1)
-        value = float(text[:-1] if factor > 1 else text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 20000, 20k or 1.5M)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("size must be positive")
-    return int(value * factor)
-
-
-def _codec_for(model: str, device: str, portable: bool = True, optimize_steps: int = 0):
-    from .codec import load_codec
-
-    if optimize_steps < 0:
-        raise UserError(f"--optimize must be >= 0, got {optimize_steps}")
-    return load_codec(model, device=device, portable=portable, optimize_steps=optimize_steps)
-
-
-def _run_compress(args: argparse.Namespace) -> int:
-    import time
-
-    inputs = [Path(p) for p in args.inputs]
-    outputs = dict(zip(inputs, _output_paths(inputs, args.output, ".dcae")))
-    codec = _codec_for(args.model, args.device, not args.machine_specific, args.optimize)
-
-    def work(path: Path) -> str:
-        from . import bitstream
-        from .imageio import load_image
-
-        array, _ = load_image(path)
-        start = time.perf_counter()
-        data = codec.compress(path, quality=args.quality, target_bpp=args.target_bpp, target_size=args.target_size)
-        seconds = time.perf_counter() - start
-        _write_atomically(outputs[path], data, args.force)
-        bpp = 8 * len(data) / (array.shape[0] * array.shape[1])
-        quality = bitstream.unpack(data)[0].quality
-        setting = f", quality {quality:.3f}" if quality is not None else ""
-        return f"{path} -> {outputs[path]}: {len(data)} bytes, {bpp:.4f} bpp{setting}, {seconds:.2f} s"
-
-    return _for_each(inputs, work, "compress")
-
-
-def _codec_for_file(data: bytes, model: "str | None", device: str, cache: dict):
-    """The codec that can decode ``data``: the one asked for, or the zoo model that wrote it."""
-    from . import bitstream
-    from .zoo import find_by_digest, missing_model_message
-
-    if model is None:
-        header, _ = bitstream.unpack(data)
-        entry = find_by_digest(header.digest)
-        if entry is None or not entry.available:
-            raise UserError(missing_model_message(header.digest))
-        model = entry.name
-    if model not in cache:
-        cache[model] = _codec_for(model, device)
-    return cache[model]
-
-
-def _run_decompress(args: argparse.Namespace) -> int:
-    import time
-
-    inputs = [Path(p) for p in args.inputs]
-    outputs = dict(zip(inputs, _output_paths(inputs, args.output, ".png")))
-    codecs: dict = {}
-    if args.preview is not None and args.preview < 0:
-        raise UserError("--preview must be >= 0")
-
-    def work(path: Path) -> str:
-        data = _read_file(path)
-        codec = _codec_for_file(data, args.model, args.device, codecs)
-        start = time.perf_counter()
-        image = codec.decompress_image(data, preview_slices=args.preview)
-        seconds = time.perf_counter() - start
-        _write_atomically(outputs[path], None, args.force, image=image)
-        return f"{path} -> {outputs[path]}: {image.width}x{image.height} {image.mode}, {seconds:.2f} s"
-
-    return _for_each(inputs, work, "decompress")
 
 
 def _read_file(path: Path) -> bytes:
@@ -219,6 +180,170 @@ def _read_file(path: Path) -> bytes:
     if path.is_dir():
         raise UserError(f"expected a file, got a folder: {path}")
     return path.read_bytes()
+
+
+class _Progress:
+    """A progress bar on standard error for one long operation (large images, rate control)."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.bar = label, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.desc != f"{self.label}: {stage}":
+            self.close()
+            self.bar = tqdm(total=total, desc=f"{self.label}: {stage}", file=sys.stderr, leave=False)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ------------------------------------------------------------------------------- codec commands
+def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compress", help="compress images to .dcae files")
+    p.add_argument("inputs", nargs="+", help="images (PNG, JPEG, WebP, TIFF, BMP)")
+    p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs, or ending in /)")
+    _add_model_flag(p)
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=_number, help="rate point; higher is better quality and larger files")
+    rate.add_argument("--target-bpp", type=_positive_number, help="largest bits per pixel of the file")
+    rate.add_argument("--target-size", type=_size, help="largest file size, e.g. 20000, 20k or 1.5M bytes")
+    _add_runtime_flags(p)
+    p.add_argument(
+        "--machine-specific",
+        action="store_true",
+        help="faster files that decode only on machines computing like this one (entropy model in float32)",
+    )
+    p.add_argument(
+        "--optimize",
+        type=_whole(0),
+        default=0,
+        metavar="STEPS",
+        help="adapt each image's latents in STEPS gradient steps before coding: smaller files at equal "
+        "quality, much slower encoding (images up to 1536x1536; decoding unchanged)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(handler=_run_compress)
+
+    p = sub.add_parser("decompress", help="decode .dcae files to images")
+    p.add_argument("inputs", nargs="+", help=".dcae files")
+    p.add_argument("-o", "--output", help="output image (one input) or folder; format from the suffix (PNG default)")
+    _add_model_flag(p, default=None)
+    p.add_argument("--preview", type=_whole(0), metavar="K", help="decode only the first K latent slices")
+    _add_runtime_flags(p)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(handler=_run_decompress)
+
+    p = sub.add_parser("info", help="describe a .dcae file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_run_info)
+
+    p = sub.add_parser("models", help="list the released models")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_run_models)
+
+    p = sub.add_parser("roundtrip", help="compress and decompress an image; print size, bpp, PSNR and timings")
+    p.add_argument("image")
+    _add_model_flag(p)
+    p.add_argument("--quality", type=_number, help="rate point (default: the middle of the model's range)")
+    _add_runtime_flags(p)
+    p.add_argument("--machine-specific", action="store_true", help="code as `compress --machine-specific` does")
+    p.add_argument("--optimize", type=_whole(0), default=0, metavar="STEPS", help="as `compress --optimize`")
+    p.add_argument("--save", metavar="PNG", help="also write the decoded image here")
+    p.add_argument("--force", action="store_true", help="overwrite the --save file")
+    p.set_defaults(handler=_run_roundtrip)
+
+
+def _torch_device(text: str) -> Any:
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UserError(f"unknown device {text!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA device is available")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"unsupported device {text!r}; use cpu, cuda or cuda:N")
+    return device
+
+
+def _codec_for(model: str, args: argparse.Namespace, **options: Any) -> Any:
+    from .codec import load_codec
+
+    if args.max_pixels is not None:
+        options["max_pixels"] = args.max_pixels or None
+    return load_codec(model, device=_torch_device(args.device), **options)
+
+
+def _run_compress(args: argparse.Namespace) -> int:
+    inputs = [Path(p) for p in args.inputs]
+    outputs = dict(zip(inputs, _plan_outputs(inputs, args.output, ".dcae", args.force)))
+    codec = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=args.optimize)
+
+    def work(path: Path) -> str:
+        progress = _Progress(str(path))
+        try:
+            result = codec.compress(
+                path,
+                quality=args.quality,
+                target_bpp=args.target_bpp,
+                target_size=args.target_size,
+                progress=progress,
+            )
+        finally:
+            progress.close()
+        _write_atomically(outputs[path], result.data)
+        quality = f", quality {result.header.quality:.3f}" if result.header.quality is not None else ""
+        return (
+            f"{path} -> {outputs[path]}: {len(result.data)} bytes, {result.bpp:.4f} bpp{quality}, "
+            f"{result.seconds:.2f} s"
+        )
+
+    return _for_each(inputs, work, "compress")
+
+
+def _codec_for_file(data: bytes, args: argparse.Namespace, cache: dict) -> Any:
+    """The codec that can decode ``data``: the one asked for, or the released model that wrote it."""
+    from . import bitstream
+    from .zoo import find_by_digest, missing_model_message
+
+    model = args.model
+    if model is None:
+        digest = bitstream.model_digest(data)
+        entry = find_by_digest(digest)
+        if entry is None or not entry.available:
+            raise UserError(missing_model_message(digest))
+        model = entry.name
+    if model not in cache:
+        cache[model] = _codec_for(model, args)
+    return cache[model]
+
+
+def _run_decompress(args: argparse.Namespace) -> int:
+    inputs = [Path(p) for p in args.inputs]
+    outputs = dict(zip(inputs, _plan_outputs(inputs, args.output, ".png", args.force)))
+    codecs: dict = {}
+
+    def work(path: Path) -> str:
+        data = _read_file(path)
+        codec = _codec_for_file(data, args, codecs)
+        progress = _Progress(str(path))
+        try:
+            decoded = codec.decompress(data, preview_slices=args.preview, progress=progress)
+        finally:
+            progress.close()
+        image = decoded.to_pil()
+        _write_atomically(outputs[path], None, image=image)
+        return f"{path} -> {outputs[path]}: {image.width}x{image.height} {image.mode}, {decoded.seconds:.2f} s"
+
+    return _for_each(inputs, work, "decompress")
 
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -246,7 +371,7 @@ def _run_info(args: argparse.Namespace) -> int:
         "model": entry.name if entry else None,
         "scale_table_size": header.scale_table_size,
         "slices": header.num_slices,
-        "format_version": 1 if header.latent_checksum is None else bitstream.FORMAT_VERSION,
+        "format_version": data[4],
         "portable": header.portable,
         "latent_checksum": None if header.latent_checksum is None else f"{header.latent_checksum:08x}",
     }
@@ -267,10 +392,9 @@ def _run_models(args: argparse.Namespace) -> int:
 
     rows = []
     for entry in reversed(list(RELEASES.values())):  # newest first
-        aliases = [alias for alias, target in ALIASES.items() if target == entry.name]
         row = {
             "name": entry.name,
-            "aliases": aliases,
+            "aliases": [alias for alias, target in ALIASES.items() if target == entry.name],
             "digest": entry.digest,
             "released": entry.released,
             "training_steps": entry.training_steps,
@@ -278,9 +402,8 @@ def _run_models(args: argparse.Namespace) -> int:
             "description": entry.description,
         }
         if entry.available:
-            row.update(
-                rate_points=read_metadata(entry.path).get("config", {}).get("num_rate_points"), path=str(entry.path)
-            )
+            points = read_metadata(entry.path).get("config", {}).get("num_rate_points")
+            row.update(rate_points=points, path=str(entry.path))
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -296,78 +419,74 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _run_roundtrip(args: argparse.Namespace) -> int:
-    import math
-    import time
+    from .imageio import load_image
+    from .metrics import msssim, psnr
 
-    import numpy as np
-    import torch
-    from pytorch_msssim import ms_ssim
-
-    from .imageio import load_image, to_pil
-
-    codec = _codec_for(args.model, args.device, not args.machine_specific, args.optimize)
-    array, mode = load_image(Path(args.image))
-    start = time.perf_counter()
-    data = codec.compress(array, quality=args.quality)
-    encode_s = time.perf_counter() - start
-    start = time.perf_counter()
-    decoded = codec.decompress(data)
-    decode_s = time.perf_counter() - start
-    height, width = array.shape[:2]
-    mse = float(np.mean((decoded.astype(np.float64) - array.astype(np.float64)) ** 2))
-    psnr = 10 * math.log10(255**2 / mse) if mse > 0 else float("inf")
+    save = Path(args.save) if args.save else None
+    if save is not None:
+        _plan_outputs([Path(args.image)], args.save, save.suffix or ".png", args.force)
+    codec = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=args.optimize)
+    array, _ = load_image(Path(args.image), max_pixels=codec.options.max_pixels)
+    compressed = codec.compress(array, quality=args.quality)
+    decoded = codec.decompress(compressed.data)
+    header = compressed.header
+    quality = f", quality {header.quality:.3f}" if header.quality is not None else ""
     line = (
-        f"{args.image}: {width}x{height}, model {codec.name}, quality {codec._quality(args.quality)}: "
-        f"{len(data)} bytes, {8 * len(data) / (width * height):.4f} bpp, PSNR {psnr:.2f} dB"
+        f"{args.image}: {header.width}x{header.height}, model {codec.name}{quality}: {len(compressed.data)} bytes, "
+        f"{compressed.bpp:.4f} bpp, PSNR {psnr(array, decoded.pixels):.2f} dB"
     )
-    if min(height, width) > 160:
-        to_t = lambda a: torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float()  # noqa: E731
-        line += f", MS-SSIM {float(ms_ssim(to_t(decoded), to_t(array), data_range=255)):.4f}"
-    print(line + f"; encode {encode_s:.2f} s, decode {decode_s:.2f} s")
-    if args.save:
-        _write_atomically(Path(args.save), None, args.force, image=to_pil(decoded, mode))
+    similarity = msssim(array, decoded.pixels)
+    if similarity is not None:
+        line += f", MS-SSIM {similarity:.4f}"
+    print(line + f"; encode {compressed.seconds:.2f} s, decode {decoded.seconds:.2f} s")
+    if save is not None:
+        from .imageio import to_pil
+
+        _write_atomically(save, None, image=to_pil(decoded.pixels, header.colour_mode))
     return EXIT_OK
 
 
-# ------------------------------------------------------------------------------------------ train
+# -------------------------------------------------------------------------------------- train
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (one CPU, one GPU, or many GPUs under torchrun)")
     p.add_argument("config", nargs="?", help="TOML training config (see configs/)")
     p.add_argument("--model", help="model preset name")
     p.add_argument("--init-from", help="start from these weights (fresh optimiser state)")
-    p.add_argument("--lambdas", type=float, nargs="+", help="rate-distortion trade-off(s)")
+    p.add_argument("--lambdas", type=_positive_number, nargs="+", help="rate-distortion trade-off(s)")
     p.add_argument("--distortion", choices=["mse", "ms-ssim"])
     p.add_argument("--lambda-sampling", choices=["batch", "image"])
-    p.add_argument("--lambda-weights", type=float, nargs="+", help="relative probability of each lambda")
+    p.add_argument("--lambda-weights", type=_number, nargs="+", help="relative probability of each lambda")
     p.add_argument("--rate-proxy", choices=["noise", "ste"])
     p.add_argument("--train-data", help="folder of training images")
     p.add_argument("--val-data", help="folder of validation images ('' validates on the held-back photos)")
-    p.add_argument("--holdout", type=int, help="training photos held back for validation")
-    p.add_argument("--val-every", type=int)
-    p.add_argument("--val-images", type=int)
-    p.add_argument("--patch", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--downscale", type=float, nargs=2, metavar=("LOW", "HIGH"))
-    p.add_argument("--workers", type=int)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--lr-milestones", type=int, nargs="*")
-    p.add_argument("--lr-gamma", type=float, help="learning-rate factor at each milestone")
-    p.add_argument("--clip", type=float)
-    p.add_argument("--aux-lr", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--holdout", type=_whole(0), help="training photos held back for validation")
+    p.add_argument("--val-every", type=_whole(1))
+    p.add_argument("--val-images", type=_whole(1))
+    p.add_argument("--patch", type=_whole(64))
+    p.add_argument("--batch-size", type=_whole(1))
+    p.add_argument("--downscale", type=_number, nargs=2, metavar=("LOW", "HIGH"))
+    p.add_argument("--workers", type=_whole(0))
+    p.add_argument("--steps", type=_whole(1))
+    p.add_argument("--lr", type=_positive_number)
+    p.add_argument("--lr-milestones", type=_whole(1), nargs="*")
+    p.add_argument("--lr-gamma", type=_positive_number, help="learning-rate factor at each milestone")
+    p.add_argument("--clip", type=_number)
+    p.add_argument("--aux-lr", type=_positive_number)
+    p.add_argument("--ema-decay", type=_number, help="keep a moving average of the weights (e.g. 0.999)")
+    p.add_argument("--seed", type=_whole(0))
     p.add_argument("--out", help="output folder for checkpoints and logs")
-    p.add_argument("--checkpoint-minutes", type=float)
-    p.add_argument("--time-limit-minutes", type=float, help="stop with a checkpoint after this long")
-    p.add_argument("--cpu-budget-minutes", type=float, help="stop when the run has used this much CPU time")
-    p.add_argument("--ema-decay", type=float, help="keep a moving average of the weights (e.g. 0.999)")
-    p.add_argument("--log-every", type=int)
+    p.add_argument("--checkpoint-minutes", type=_positive_number)
+    p.add_argument("--time-limit-minutes", type=_number, help="stop with a checkpoint after this long")
+    p.add_argument("--cpu-budget-minutes", type=_number, help="stop when the run has used this much CPU time")
+    p.add_argument("--log-every", type=_whole(1))
     p.add_argument("--device")
     p.add_argument("--amp", choices=["auto", "bf16", "off"])
     p.add_argument("--compile", action="store_true", default=None)
     p.add_argument("--channels-last", action="store_true", default=None)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/latest.* exactly")
+    p.add_argument("--threads", type=_whole(1))
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue the run in OUT exactly")
+    start.add_argument("--force", action="store_true", help="start afresh in OUT, replacing the run there")
     p.set_defaults(handler=_run_train)
 
 
@@ -383,23 +502,24 @@ def _run_train(args: argparse.Namespace) -> int:
         if overrides[key] is not None:
             overrides[key] = list(overrides[key])
     config = load_train_config(args.config, overrides)
-    Trainer(config, resume=args.resume, command=shlex.join(["dcae", *sys.argv[1:]])).run()
+    command = shlex.join(["dcae", *sys.argv[1:]])
+    Trainer(config, resume=args.resume, replace=args.force, command=command).run()
     return EXIT_OK
 
 
-# -------------------------------------------------------------------------------- evaluation
+# ----------------------------------------------------------------------------------- evaluation
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="measure dcae and classic codecs on a folder of images")
     p.add_argument("dataset", help="folder of images (e.g. ../shared/datasets/kodak)")
-    p.add_argument("--model", default="default", help="zoo name or weights file; 'none' to skip dcae")
-    p.add_argument("--qualities", type=float, nargs="+", help="dcae rate points (default: every integer point)")
+    p.add_argument("--model", default="default", help="released model name or weights file; 'none' to skip dcae")
+    p.add_argument("--qualities", type=_number, nargs="+", help="dcae rate points (default: every integer point)")
     p.add_argument("--codecs", default="jpeg,webp,avif", help="comma-separated: jpeg,jpeg444,webp,avif,jxl,heic")
     p.add_argument("--anchors", help="folder of published curves (CompressAI JSON) to compare against")
-    p.add_argument("--bpp-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="limit BD-rates to this range")
-    p.add_argument("--max-images", type=int, help="use only the first N images")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (timings then share the CPU)")
-    p.add_argument("--threads", type=int, help="torch threads per worker (default: the CPUs shared among the jobs)")
-    p.add_argument("--optimize", type=int, default=0, metavar="STEPS", help="dcae latent optimisation (as compress)")
+    p.add_argument("--bpp-range", type=_number, nargs=2, metavar=("LOW", "HIGH"), help="limit BD-rates to this range")
+    p.add_argument("--max-images", type=_whole(1), help="use only the first N images")
+    p.add_argument("--jobs", type=_whole(1), default=1, help="worker processes (timings then share the CPU)")
+    p.add_argument("--threads", type=_whole(1), help="torch threads per job (default: the CPUs shared among jobs)")
+    p.add_argument("--optimize", type=_whole(0), default=0, metavar="STEPS", help="as `compress --optimize`")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(handler=_run_eval)
 
@@ -410,19 +530,13 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .evaluation.classic import CLASSIC_CODECS
     from .evaluation.report import load_anchor_files, write_report
     from .evaluation.runner import evaluate
-    from .training.data import find_images
+    from .files import find_images
 
     dataset = Path(args.dataset)
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     model = None if args.model == "none" else args.model
     if args.anchors and not Path(args.anchors).is_dir():
         raise UserError(f"anchor folder not found: {args.anchors}")
-    if args.jobs < 1:
-        raise UserError("--jobs must be >= 1")
-    if args.threads is not None and args.threads < 1:
-        raise UserError("--threads must be >= 1")
-    if args.optimize < 0:
-        raise UserError(f"--optimize must be >= 0, got {args.optimize}")
     unknown = [c for c in codecs if c not in CLASSIC_CODECS]
     if unknown:
         raise UserError(f"unknown codecs {', '.join(unknown)}; choose from {', '.join(CLASSIC_CODECS)}")
@@ -445,8 +559,6 @@ def _run_eval(args: argparse.Namespace) -> int:
             optimize_steps=args.optimize,
             threads=args.threads,
         )
-    except ValueError as error:
-        raise UserError(str(error)) from None
     finally:
         bar.close()
     written = write_report(
@@ -463,12 +575,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -------------------------------------------------------------------------------- conversion
+# ----------------------------------------------------------------------------------- conversion
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert-reference", help="import a checkpoint of the reference DCAE release")
     p.add_argument("checkpoint", help="a .pth.tar / .pt file of the reference release")
     p.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
-    p.add_argument("--lambda", dest="lmbda", type=float, help="the lambda the checkpoint was trained for")
+    p.add_argument("--lambda", dest="lmbda", type=_positive_number, help="the lambda the checkpoint was trained for")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(handler=_run_convert)
 
@@ -476,22 +588,20 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from .convert import convert_reference
 
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise UserError(f"{output} exists; use --force to overwrite it")
+    (output,) = _plan_outputs([Path(args.checkpoint)], args.output, ".safetensors", args.force)
     meta = convert_reference(args.checkpoint, output, args.lmbda)
     print(f"wrote {output}: reference DCAE, model {meta['digest'][:16]}")
     return EXIT_OK
 
 
-# ------------------------------------------------------------------------------------------- main
+# ----------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="dcae", description="Learned image compression (DCAE).")
+    parser = _Parser(prog="dcae", description="Learned image compression (DCAE).")
     parser.add_argument("--version", action="version", version=f"dcae {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_codec_commands(sub)
     _add_train(sub)
     _add_eval(sub)
@@ -504,23 +614,40 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"dcae: warning: {message}", file=sys.stderr)
 
 
+def _interrupt(_signum: int, _frame: Any) -> None:
+    """SIGTERM ends a command as Ctrl-C does, so temporary files are removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Entry point of the ``dcae`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error already reported
+        return int(stop.code or 0)
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _in_main_thread() else None
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.handler(args)
     except KeyboardInterrupt:
         print("dcae: interrupted", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return EXIT_INTERRUPTED
     except USER_ERRORS as error:
         print(f"dcae: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Exception as error:  # noqa: BLE001 - last line of defence: one line, not a traceback
         print(f"dcae: internal error: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ class DCAEConfig:
     num_rate_points: int = 0
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = [problem for name, value in asdict(self).items() if (problem := _check_field(name, value))]
+        if problems:  # the arithmetic checks below need sound values
+            raise ValueError("invalid DCAEConfig: " + "; ".join(problems))
         if self.M % self.num_slices:
             problems.append(f"M={self.M} is not divisible by num_slices={self.num_slices}")
         for dim, head in zip(self.feature_dims, self.swin_head_dims):
@@ -83,9 +85,14 @@ class DCAEConfig:
         return self.dict_heads * self.dict_head_dim
 
     @property
+    def latent_stride(self) -> int:
+        """Pixels per position of the latent y (the analysis transform downsamples by this)."""
+        return 16
+
+    @property
     def stride(self) -> int:
-        """Image sides must be a multiple of this (y is at 1/16, z at 1/64)."""
-        return 64
+        """Image sides must be a multiple of this: pixels per position of the hyper-latent z."""
+        return 4 * self.latent_stride
 
     def support_count(self, slice_index: int) -> int:
         """Number of earlier slices that condition slice ``slice_index``."""
@@ -104,6 +111,8 @@ class DCAEConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DCAEConfig":
         """Build from a dictionary, rejecting unknown keys with a clear message."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config must be a JSON object, not {type(data).__name__}")
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -114,6 +123,42 @@ class DCAEConfig:
     def replace(self, **changes: Any) -> "DCAEConfig":
         """A copy with some fields changed."""
         return DCAEConfig.from_dict({**self.to_dict(), **changes})
+
+
+# Every field's length (tuples) and range: far beyond any useful model, small enough that a
+# crafted configuration cannot describe an absurd one.
+_FIELD_RULES: dict[str, tuple[int, int, int]] = {
+    "feature_dims": (3, 1, 4096),
+    "swin_depths": (3, 1, 64),
+    "swin_head_dims": (3, 1, 4096),
+    "window": (0, 2, 64),
+    "N": (0, 1, 4096),
+    "M": (0, 1, 4096),
+    "hyper_window": (0, 2, 64),
+    "hyper_depth": (0, 1, 64),
+    "hyper_head_dim": (0, 1, 4096),
+    "num_slices": (0, 1, 64),
+    "max_support_slices": (0, -1, 64),
+    "dict_entries": (0, 1, 4096),
+    "dict_heads": (0, 1, 256),
+    "dict_head_dim": (0, 1, 4096),
+    "dict_dense_depth": (0, 1, 16),
+    "context_hidden": (2, 1, 4096),
+    "mlp_ratio": (0, 1, 16),
+    "num_rate_points": (0, 0, 64),
+}
+
+
+def _check_field(name: str, value: Any) -> str:
+    """Why a config field's value is unusable ("" when it is fine)."""
+    length, low, high = _FIELD_RULES[name]
+    values = value if length else (value,)
+    if length and (not isinstance(value, tuple) or len(value) != length):
+        return f"{name} must be {length} whole numbers, not {value!r}"
+    for item in values:
+        if not isinstance(item, int) or isinstance(item, bool) or not low <= item <= high:
+            return f"{name} must hold whole numbers in {low}..{high}, not {value!r}"
+    return ""
 
 
 PRESETS: dict[str, DCAEConfig] = {

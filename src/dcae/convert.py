@@ -35,6 +35,16 @@ def read_reference_state(path: "str | Path") -> dict[str, torch.Tensor]:
     try:
         checkpoint: Any = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        text = str(error)
+        # PyTorch's message suggests loading with weights_only=False, which would run whatever
+        # code the file holds: never pass that on.
+        if "Unsupported global" in text:
+            raise WeightsError(
+                f"{path} holds Python objects beyond tensors, which dcae refuses to unpickle (a checkpoint "
+                "from an untrusted source could run code); it is not a plain reference checkpoint"
+            ) from None
+        if "weights_only" in text:
+            raise WeightsError(f"{path} is not a readable PyTorch checkpoint of tensors") from None
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightsError(f"{path} is not a readable PyTorch checkpoint: {first_line}") from None
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None

@@ -1,4 +1,5 @@
-"""Reading images into 8-bit RGB arrays and writing decoded arrays back, in the source's mode."""
+"""Images in and out: files, PIL images and arrays to 8-bit RGB, tensors for the network, and
+decoded pixels back in the source's colour mode."""
 
 from __future__ import annotations
 
@@ -7,12 +8,27 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .bitstream import ColourMode
+from .bitstream import ColourMode, PadMode
 from .errors import ImageError
 
 ImageLike = "str | os.PathLike[str] | Image.Image | np.ndarray"
+
+# Pillow's default limit against decompression bombs (``PIL.Image.MAX_IMAGE_PIXELS``), which
+# dcae follows for encoding and decoding alike; None lifts it.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
+def check_pixels(width: int, height: int, max_pixels: "int | None", what: str) -> None:
+    """Raise :class:`ImageError` when ``what`` (width x height) is above ``max_pixels``."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageError(
+            f"{what} is {width}x{height} ({width * height / 1e6:.1f} million pixels), above the limit of "
+            f"{max_pixels:,} pixels; raise it with --max-pixels (API: max_pixels=) if you trust the source"
+        )
 
 
 def _from_16bit(array: np.ndarray, what: str) -> np.ndarray:
@@ -21,9 +37,16 @@ def _from_16bit(array: np.ndarray, what: str) -> np.ndarray:
 
 
 def _from_array(array: np.ndarray) -> tuple[np.ndarray, ColourMode]:
+    channel_first = array.ndim == 3 and array.shape[0] in (1, 3, 4)
     if array.ndim == 2:
         array, mode = np.stack([array] * 3, axis=-1), ColourMode.L
     elif array.ndim == 3 and array.shape[2] in (3, 4):
+        if array.shape[0] in (3, 4) and array.shape[1] > 4:  # (C, H, W) with W of 3 or 4 reads as (H, W, C)
+            warnings.warn(
+                f"an array of shape {array.shape} is read as (height, width, channels), a {array.shape[1]}x"
+                f"{array.shape[0]} image; transpose a channel-first (C, H, W) array to (H, W, C)",
+                stacklevel=3,
+            )
         mode = ColourMode.RGB
         if array.shape[2] == 4:
             alpha = array[..., 3]
@@ -31,6 +54,11 @@ def _from_array(array: np.ndarray) -> tuple[np.ndarray, ColourMode]:
             if not np.all(alpha == opaque):
                 raise ImageError("images with transparency are not supported: flatten the alpha channel first")
             array, mode = array[..., :3], ColourMode.RGBA_OPAQUE
+    elif channel_first:
+        raise ImageError(
+            f"an array of shape {array.shape} looks channel-first (C, H, W); pass (H, W, C), e.g. "
+            f"array.transpose(1, 2, 0)"
+        )
     else:
         raise ImageError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
     if array.shape[0] < 1 or array.shape[1] < 1:
@@ -46,7 +74,19 @@ def _from_array(array: np.ndarray) -> tuple[np.ndarray, ColourMode]:
     raise ImageError(f"unsupported array dtype {array.dtype}; use uint8, uint16 or floats in [0, 1]")
 
 
-def _from_pil(image: Image.Image, what: str = "the image") -> tuple[np.ndarray, ColourMode]:
+def _deep_colour(image: Image.Image) -> bool:
+    """Whether a file opened by Pillow (not yet loaded) stores more than 8 bits per colour sample:
+    Pillow reads 16-bit colour PNGs as 8-bit RGB without a word."""
+    raw_modes = [tile.args for tile in getattr(image, "tile", None) or []]
+    return image.mode in ("RGB", "RGBA") and any(isinstance(raw, str) and ";16" in raw for raw in raw_modes)
+
+
+def _from_pil(image: Image.Image, what: str = "the image", deep_colour: bool = False) -> tuple[np.ndarray, ColourMode]:
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        warnings.warn(f"{what} has {frames} frames; coding the first", stacklevel=3)
+    if deep_colour:
+        warnings.warn(f"{what} has more than 8 bits per sample; reducing to 8 bits", stacklevel=3)
     image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -76,16 +116,21 @@ def _from_pil(image: Image.Image, what: str = "the image") -> tuple[np.ndarray, 
     return np.ascontiguousarray(np.asarray(image)), ColourMode.RGB
 
 
-def load_image(source: ImageLike) -> tuple[np.ndarray, ColourMode]:
+def load_image(source: ImageLike, max_pixels: "int | None" = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ColourMode]:
     """An (H, W, 3) uint8 RGB array and the source's colour mode.
 
     Accepts a path, a PIL image or a numpy array. EXIF orientation is applied; grayscale and
     palette images become RGB (and are restored on decoding); 16-bit samples are reduced to 8
-    bits with a warning; an alpha channel is accepted only when fully opaque.
+    bits with a warning; of an animated image the first frame is taken, with a warning; an alpha
+    channel is accepted only when fully opaque. Images above ``max_pixels`` are refused (for a
+    file, from its header, before its pixels are decoded).
     """
     if isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            check_pixels(source.shape[1], source.shape[0], max_pixels, "the array")
         return _from_array(source)
     if isinstance(source, Image.Image):
+        check_pixels(*source.size, max_pixels, "the image")
         return _from_pil(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -94,10 +139,18 @@ def load_image(source: ImageLike) -> tuple[np.ndarray, ColourMode]:
         if path.is_dir():
             raise ImageError(f"expected an image file, got a folder: {path}")
         try:
-            with Image.open(path) as image:
-                image.load()
-                return _from_pil(image, what=str(path))
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # dcae checks the size itself
+                with Image.open(path) as image:
+                    check_pixels(*image.size, max_pixels, str(path))
+                    deep_colour = _deep_colour(image)
+                    image.load()
+                    return _from_pil(image, what=str(path), deep_colour=deep_colour)
+        except ImageError:
+            raise
+        except Image.DecompressionBombError as error:
+            raise ImageError(f"cannot read image {path}: {error} (Pillow's own limit)") from None
+        except (UnidentifiedImageError, OSError, ValueError) as error:
             raise ImageError(f"cannot read image {path}: {error}") from None
     raise ImageError(f"expected a path, PIL image or numpy array, got {type(source).__name__}")
 
@@ -113,3 +166,28 @@ def to_pil(array: np.ndarray, mode: ColourMode) -> Image.Image:
     if mode == ColourMode.RGBA_OPAQUE:
         return rgb.convert("RGBA")
     return rgb
+
+
+def image_tensor(arrays: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 arrays to a (B, 3, H, W) float32 batch in [0, 1]."""
+    return torch.from_numpy(np.array(arrays, dtype=np.uint8)).permute(0, 3, 1, 2).float().div(255)
+
+
+def pad_image(x: torch.Tensor, stride: int, mode: PadMode = PadMode.REPLICATE) -> torch.Tensor:
+    """Extend (B, 3, H, W) at the bottom and right to multiples of ``stride``.
+
+    Reflection needs the padding to be smaller than the side; where it is not, replication is
+    used for that call (the decoder only crops, so it need not know).
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % stride, -width % stride
+    if not (pad_h or pad_w):
+        return x
+    use_reflect = mode == PadMode.REFLECT and pad_h < height and pad_w < width
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if use_reflect else "replicate")
+
+
+def to_uint8(x_hat: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) floats to (B, H, W, 3) uint8 by clamping to [0, 1] and rounding."""
+    pixels = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()

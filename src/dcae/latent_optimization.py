@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import torch
 
 from .entropy import quantize
-from .model import DCAE
+from .errors import QualityError
+from .model import DCAE, SliceContext, run_slices
+from .tiling import AUTO_TILE_PIXELS
 
 # Adam's step on the latents (whose quantisation step is 1), decayed to zero on a cosine.
 DEFAULT_LEARNING_RATE = 0.006
@@ -90,26 +92,26 @@ def rate_distortion_costs(
 
     height, width = size
     pixels = height * width
-    medians = model.entropy_bottleneck.medians().reshape(1, -1, 1, 1).to(z.dtype)
-    z_hat = quantize(z, medians, "ste")
+    z_hat = quantize(z, model.z_medians().to(z.dtype), "ste")
     prior = model.entropy_bottleneck
-    proxy_bits = -torch.log2(prior.likelihood(noisy(z))).flatten(1).sum(1)
+    bits = {"proxy": -torch.log2(prior.likelihood(noisy(z))).flatten(1).sum(1)}
     with torch.no_grad():
-        exact_bits = -torch.log2(prior.likelihood(z_hat)).flatten(1).sum(1)
-    hyper = model.hyper_features(z_hat)
-    y_hat_slices: list[torch.Tensor] = []
-    for index, y_slice in enumerate(y.chunk(model.config.num_slices, dim=1)):
-        ctx = model.slice_context(index, hyper, y_hat_slices)
+        bits["exact"] = -torch.log2(prior.likelihood(z_hat)).flatten(1).sum(1)
+
+    def quantize_slice(_index: int, y_slice: "torch.Tensor | None", ctx: SliceContext) -> torch.Tensor:
+        assert y_slice is not None
         y_hat_slice = quantize(y_slice, ctx.mean, "ste")
         proxy_likelihood = model.gaussian_conditional.likelihood(noisy(y_slice), ctx.scale, ctx.mean)
-        proxy_bits = proxy_bits - torch.log2(proxy_likelihood).flatten(1).sum(1)
+        bits["proxy"] = bits["proxy"] - torch.log2(proxy_likelihood).flatten(1).sum(1)
         with torch.no_grad():
             likelihood = model.gaussian_conditional.likelihood(y_hat_slice, ctx.scale, ctx.mean)
-            exact_bits = exact_bits - torch.log2(likelihood).flatten(1).sum(1)
-        y_hat_slices.append(model.refine_slice(index, ctx, y_hat_slice))
-    x_hat = model.synthesis(torch.cat(y_hat_slices, dim=1), quality).clamp(0, 1)
+            bits["exact"] = bits["exact"] - torch.log2(likelihood).flatten(1).sum(1)
+        return y_hat_slice
+
+    y_hat = run_slices(model, model.hyper_features(z_hat), y, quantize_slice)
+    x_hat = model.synthesis(y_hat, quality).clamp(0, 1)
     distortion = lmbda * 255.0**2 * (x_hat - x)[..., :height, :width].pow(2).flatten(1).mean(1)
-    return proxy_bits / pixels + distortion, exact_bits / pixels + distortion.detach()
+    return bits["proxy"] / pixels + distortion, bits["exact"] / pixels + distortion.detach()
 
 
 def optimize_latents(
@@ -155,3 +157,25 @@ def optimize_latents(
             optimizer.step()
             schedule.step()
     return OptimizedLatents(best_y, best_z, initial_cost.tolist(), best_cost.tolist())
+
+
+def optimize_for_quality(
+    model: DCAE,
+    x: torch.Tensor,
+    quality: "float | None",
+    lambdas: Sequence[float],
+    steps: int,
+    size: tuple[int, int],
+) -> OptimizedLatents:
+    """:func:`optimize_latents` at the trade-off the model was trained for at ``quality``.
+
+    Raises :class:`QualityError` for images above ``AUTO_TILE_PIXELS`` padded pixels: the
+    search's gradients need the whole image in memory.
+    """
+    if x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
+        side = int(math.sqrt(AUTO_TILE_PIXELS))
+        raise QualityError(
+            f"latent optimisation handles images up to {side}x{side} pixels (its gradients need the "
+            f"whole image in memory); this one is {size[1]}x{size[0]}"
+        )
+    return optimize_latents(model, x, quality, lambda_for_quality(lambdas, quality), steps, size)

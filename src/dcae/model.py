@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -31,6 +32,42 @@ class SliceContext:
     mean: torch.Tensor
     scale: torch.Tensor
     support: torch.Tensor  # what refine_slice needs of the context: the support features
+
+
+class EntropyParameters(Protocol):
+    """What the slice loop needs: the model itself, or its float64 copy (``dcae.portable``)."""
+
+    config: DCAEConfig
+
+    def slice_context(self, index: int, hyper: torch.Tensor, previous: list[torch.Tensor]) -> SliceContext: ...
+
+    def refine_slice(self, index: int, context: SliceContext, y_hat_slice: torch.Tensor) -> torch.Tensor: ...
+
+
+# Given a slice's index, its latent (None when decoding) and its context, the quantised slice
+# (before the latent residual prediction): rounded, noisy, decoded from a stream, or a preview.
+SliceQuantizer = Callable[[int, "torch.Tensor | None", SliceContext], torch.Tensor]
+
+
+def run_slices(
+    params: EntropyParameters, hyper: torch.Tensor, y: "torch.Tensor | None", quantize_slice: SliceQuantizer
+) -> torch.Tensor:
+    """The slice loop of the entropy model, the one place it is written.
+
+    Slice by slice: predict the context from the hyper features and the earlier quantised
+    slices, let ``quantize_slice`` quantise the slice (training adds noise or rounds with a
+    straight-through gradient; the encoder rounds and codes; the decoder reads the stream; a
+    preview takes the mean), then add the latent residual prediction. Training, encoding,
+    decoding, previews and latent optimisation all run through here, which keeps the encoder's
+    and decoder's predictions in step. Returns the quantised y.
+    """
+    slices = params.config.num_slices
+    y_slices = y.chunk(slices, dim=1) if y is not None else [None] * slices
+    y_hat_slices: list[torch.Tensor] = []
+    for index, y_slice in enumerate(y_slices):
+        ctx = params.slice_context(index, hyper, y_hat_slices)
+        y_hat_slices.append(params.refine_slice(index, ctx, quantize_slice(index, y_slice, ctx)))
+    return torch.cat(y_hat_slices, dim=1)
 
 
 def validate_image_batch(x: Any, stride: int, check_values: bool = True) -> None:
@@ -151,18 +188,29 @@ class DCAE(nn.Module):
             raise ValueError(f"quality must lie in [0, {self.gain_units.points - 1}], got {quality}")
         return quality
 
+    def gain(self, features: torch.Tensor, quality: "float | torch.Tensor | None") -> torch.Tensor:
+        """The analysis features ``g_a(x)`` scaled to the rate of ``quality`` (variable-rate models)."""
+        if self.gain_units is None:
+            return features
+        return features * self.gain_units.gain(quality).to(features.device, features.dtype)
+
+    def ungain(self, y_hat: torch.Tensor, quality: "float | torch.Tensor | None") -> torch.Tensor:
+        """The quantised latent scaled back for the synthesis transform ``g_s``."""
+        if self.gain_units is None:
+            return y_hat
+        return y_hat * self.gain_units.inverse_gain(quality).to(y_hat.device, y_hat.dtype)
+
     def analysis(self, x: torch.Tensor, quality: "float | torch.Tensor | None" = None) -> torch.Tensor:
         """Image -> latent y (gained when the model is variable-rate)."""
-        y = self.g_a(x)
-        if self.gain_units is not None:
-            y = y * self.gain_units.gain(quality).to(y.device, y.dtype)
-        return y
+        return self.gain(self.g_a(x), quality)
 
     def synthesis(self, y_hat: torch.Tensor, quality: "float | torch.Tensor | None" = None) -> torch.Tensor:
         """Quantised latent -> image (unclamped)."""
-        if self.gain_units is not None:
-            y_hat = y_hat * self.gain_units.inverse_gain(quality).to(y_hat.device, y_hat.dtype)
-        return self.g_s(y_hat)
+        return self.g_s(self.ungain(y_hat, quality))
+
+    def z_medians(self) -> torch.Tensor:
+        """The factorised prior's per-channel medians shaped (1, N, 1, 1): z is quantised around them."""
+        return self.entropy_bottleneck.medians().reshape(1, -1, 1, 1)
 
     def hyper_features(self, z_hat: torch.Tensor) -> torch.Tensor:
         """Quantised z -> concatenated (latent_scales, latent_means) features."""
@@ -187,7 +235,11 @@ class DCAE(nn.Module):
 
     # ------------------------------------------------------------------------------ training pass
     def forward(
-        self, x: torch.Tensor, quality: "float | torch.Tensor | None" = None, rate_proxy: str = "noise"
+        self,
+        x: torch.Tensor,
+        quality: "float | torch.Tensor | None" = None,
+        rate_proxy: str = "noise",
+        generator: "torch.Generator | None" = None,
     ) -> dict[str, Any]:
         """Compress and reconstruct ``x`` differentiably.
 
@@ -198,6 +250,7 @@ class DCAE(nn.Module):
                 uniform noise, as the reference) or ``"ste"`` (the same hard rounding the decoder
                 sees). The decoder path always uses rounding with a straight-through gradient.
                 Outside training, everything is hard-rounded exactly as the codec does.
+            generator: draws the training noise (default: PyTorch's global generator).
 
         Returns:
             ``{"x_hat": (B,3,H,W), "likelihoods": {"y": ..., "z": ...},
@@ -215,21 +268,22 @@ class DCAE(nn.Module):
 
         y = self.analysis(x, quality)
         z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z, mode=proxy)
-        medians = self.entropy_bottleneck.medians().reshape(1, -1, 1, 1).to(z.dtype)
-        z_hat = quantize(z, medians, decoder_mode)
+        _, z_likelihoods = self.entropy_bottleneck(z, mode=proxy, generator=generator)
+        z_hat = quantize(z, self.z_medians().to(z.dtype), decoder_mode)
         hyper = self.hyper_features(z_hat)
 
-        y_hat_slices: list[torch.Tensor] = []
         likelihoods, means, scales = [], [], []
-        for index, y_slice in enumerate(y.chunk(self.config.num_slices, dim=1)):
-            ctx = self.slice_context(index, hyper, y_hat_slices)
-            y_for_rate = quantize(y_slice, ctx.mean, proxy if proxy == "noise" else decoder_mode)
+
+        def quantize_slice(index: int, y_slice: "torch.Tensor | None", ctx: SliceContext) -> torch.Tensor:
+            assert y_slice is not None
+            rate_mode = proxy if proxy == "noise" else decoder_mode
+            y_for_rate = quantize(y_slice, ctx.mean, rate_mode, generator=generator)
             likelihoods.append(self.gaussian_conditional.likelihood(y_for_rate, ctx.scale, ctx.mean))
-            y_hat_slices.append(self.refine_slice(index, ctx, quantize(y_slice, ctx.mean, decoder_mode)))
             means.append(ctx.mean)
             scales.append(ctx.scale)
-        y_hat = torch.cat(y_hat_slices, dim=1)
+            return quantize(y_slice, ctx.mean, decoder_mode)
+
+        y_hat = run_slices(self, hyper, y, quantize_slice)
         x_hat = self.synthesis(y_hat, quality)
         return {
             "x_hat": x_hat,

@@ -4,39 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import DCAEConfig
 from .errors import WeightsError
+from .files import atomic_write
 from .model import DCAE
 
 METADATA_KEY = "dcae"
 WEIGHTS_FORMAT = "dcae-weights/1"
-
-
-def atomic_write(path: "str | Path", write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:
@@ -94,28 +75,63 @@ def read_metadata(path: "str | Path") -> dict[str, Any]:
             header = json.loads(handle.read(size))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WeightsError(f"{path} is not a safetensors weights file: {error}") from None
-    text = (header.get("__metadata__") or {}).get(METADATA_KEY) if isinstance(header, dict) else None
-    if not text:
+    extra = header.get("__metadata__") if isinstance(header, dict) else None
+    text = extra.get(METADATA_KEY) if isinstance(extra, dict) else None
+    if not isinstance(text, str) or not text:
         raise WeightsError(f"{path} is a safetensors file without dcae metadata (not dcae weights)")
-    meta = json.loads(text)
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError:
+        raise WeightsError(f"{path}: its dcae metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{path}: its dcae metadata is not a JSON object")
     if meta.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(f"{path}: unsupported weights format {meta.get('format')!r}")
+    if not isinstance(meta.get("config"), dict):
+        raise WeightsError(f"{path}: its dcae metadata holds no model config")
     return meta
 
 
+def _name_list(names: list[str]) -> str:
+    return f"{len(names)} (e.g. {', '.join(names[:3])})"
+
+
 def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tuple[DCAE, dict[str, Any]]:
-    """Build the model described by a weights file and load its tensors (as float32)."""
+    """Build the model described by a weights file and load its tensors (as float32).
+
+    Everything is checked before anything large is allocated: the metadata and its config
+    (types and ranges), then the tensors' names and shapes, read from the file's header,
+    against those the config implies (found on PyTorch's "meta" device, which allocates no
+    memory).
+    """
     meta = read_metadata(path)
     try:
         config = DCAEConfig.from_dict(meta["config"])
+    except (TypeError, ValueError) as error:
+        raise WeightsError(f"{path}: invalid model config: {error}") from None
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in DCAE(config).state_dict().items()}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsError(f"{path}: damaged dcae weights file: {error}") from None
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    reshaped = sorted(name for name in set(expected) & set(stored) if expected[name] != stored[name])
+    if missing or unexpected or reshaped:
+        details = [
+            f"{label} {_name_list(names)}"
+            for label, names in (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped))
+            if names
+        ]
+        raise WeightsError(f"{path}: the tensors do not match the model config: {'; '.join(details)}")
+    try:
         state = load_file(str(path))
-    except (KeyError, TypeError, ValueError, SafetensorError) as error:
+    except (SafetensorError, OSError) as error:
         raise WeightsError(f"{path}: damaged dcae weights file: {error}") from None
     model = DCAE(config)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise WeightsError(f"{path}: weights do not match their config: {error}") from None
-    meta["digest"] = meta.get("digest") or state_digest(state)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    digest = meta.get("digest")
+    meta["digest"] = digest if isinstance(digest, str) and len(digest) == 64 else state_digest(state)
     return model.to(device).eval(), meta

@@ -13,6 +13,11 @@ from .ops import lower_bound, quantize
 LIKELIHOOD_BOUND = 1e-9
 
 
+def _likelihood_dtype(x: torch.Tensor) -> torch.dtype:
+    """Likelihoods are computed in float32, or float64 for float64 inputs (never in half precision)."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
 class FactorizedPrior(nn.Module):
     """A learned, per-channel, non-parametric density for z, convolved with a unit box.
 
@@ -60,7 +65,7 @@ class FactorizedPrior(nn.Module):
     def likelihood(self, z_hat: torch.Tensor) -> torch.Tensor:
         """P(z_hat) under the density integrated over [z_hat - 0.5, z_hat + 0.5], shape of z_hat."""
         channels = z_hat.shape[1]
-        values = z_hat.transpose(0, 1).reshape(channels, 1, -1).float()
+        values = z_hat.transpose(0, 1).reshape(channels, 1, -1).to(_likelihood_dtype(z_hat))
         lower = self.logits_cumulative(values - 0.5)
         upper = self.logits_cumulative(values + 0.5)
         # Evaluate on the side of the median where sigmoids are far from 1, for precision.
@@ -70,13 +75,15 @@ class FactorizedPrior(nn.Module):
         shape = (channels, z_hat.shape[0], *z_hat.shape[2:])
         return prob.reshape(shape).transpose(0, 1).to(z_hat.dtype)
 
-    def forward(self, z: torch.Tensor, mode: str = "noise") -> tuple[torch.Tensor, torch.Tensor]:
-        """Quantise z (``mode`` as in :func:`quantize`, centred on the medians) and return
-        ``(z_hat, likelihoods)``. In eval mode the rounding is always hard."""
+    def forward(
+        self, z: torch.Tensor, mode: str = "noise", generator: "torch.Generator | None" = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantise z (``mode`` as in :func:`quantize`, centred on the medians; noise from
+        ``generator``) and return ``(z_hat, likelihoods)``. In eval mode the rounding is always hard."""
         if not self.training:
             mode = "round"
         medians = self.medians().reshape(1, -1, 1, 1).to(z.dtype)
-        z_hat = quantize(z, None if mode == "noise" else medians, mode)
+        z_hat = quantize(z, None if mode == "noise" else medians, mode, generator)
         return z_hat, self.likelihood(z_hat)
 
     def aux_loss(self) -> torch.Tensor:

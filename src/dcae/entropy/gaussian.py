@@ -19,8 +19,9 @@ class GaussianConditional(nn.Module):
 
     def likelihood(self, y_hat: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         """P(y_hat | mean, scale) for every element; all three tensors share one shape."""
-        values = torch.abs(y_hat - means).float()
-        scales = lower_bound(scales.float(), SCALE_BOUND)
+        dtype = torch.float64 if y_hat.dtype == torch.float64 else torch.float32  # never half precision
+        values = torch.abs(y_hat - means).to(dtype)
+        scales = lower_bound(scales.to(dtype), SCALE_BOUND)
         upper = standard_normal_cdf((0.5 - values) / scales)
         lower = standard_normal_cdf((-0.5 - values) / scales)
         return lower_bound(upper - lower, LIKELIHOOD_BOUND).to(y_hat.dtype)

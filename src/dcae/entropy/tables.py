@@ -79,6 +79,7 @@ def tabulate_factorized(prior: FactorizedPrior) -> list[CategoricalTable]:
     """Per-channel tables of z's offsets from the channel median, from the learned density.
 
     The alphabet of channel c spans the prior's fitted tail quantiles; values outside escape.
+    Every channel is evaluated at once (one batched pass over the density's layers, in float64).
     """
     prior64 = copy.deepcopy(prior).double().cpu()
     with torch.no_grad():
@@ -86,24 +87,17 @@ def tabulate_factorized(prior: FactorizedPrior) -> list[CategoricalTable]:
         medians = quantiles[:, 1]
         lows = torch.floor(quantiles[:, 0] - medians).clamp(-(MAX_Z_ALPHABET // 2), 0).long()
         highs = torch.ceil(quantiles[:, 2] - medians).clamp(0, MAX_Z_ALPHABET // 2).long()
-        tables = []
-        for c in range(prior64.channels):
-            offsets = torch.arange(int(lows[c]), int(highs[c]) + 1, dtype=torch.float64)
-            values = (medians[c] + offsets).reshape(1, 1, -1)
-            lower = _single_channel_cdf_logits(prior64, c, values - 0.5)
-            upper = _single_channel_cdf_logits(prior64, c, values + 0.5)
-            sign = -torch.sign(lower + upper)
-            probs = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).flatten().numpy()
-            escape = max(1.0 - probs.sum(), 1e-12)
-            tables.append(CategoricalTable(int(lows[c]), np.append(probs, escape)))
+        lengths = highs - lows + 1
+        # Channel c's offsets lows[c] .. highs[c], padded to the longest alphabet (the padding is cut off).
+        offsets = lows[:, None].double() + torch.arange(int(lengths.max()), dtype=torch.float64)
+        values = (medians[:, None] + offsets)[:, None, :]
+        lower = prior64.logits_cumulative(values - 0.5)
+        upper = prior64.logits_cumulative(values + 0.5)
+        sign = -torch.sign(lower + upper)
+        probs = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))[:, 0, :].numpy()
+    tables = []
+    for c in range(prior64.channels):
+        channel = probs[c, : int(lengths[c])]
+        escape = max(1.0 - channel.sum(), 1e-12)
+        tables.append(CategoricalTable(int(lows[c]), np.append(channel, escape)))
     return tables
-
-
-def _single_channel_cdf_logits(prior: FactorizedPrior, channel: int, values: torch.Tensor) -> torch.Tensor:
-    logits = values
-    for i, matrix in enumerate(prior.matrices):
-        logits = torch.matmul(torch.nn.functional.softplus(matrix[channel : channel + 1]), logits)
-        logits = logits + prior.biases[i][channel : channel + 1]
-        if i < len(prior.factors):
-            logits = logits + torch.tanh(prior.factors[i][channel : channel + 1]) * torch.tanh(logits)
-    return logits

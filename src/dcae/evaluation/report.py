@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image
 
 from ..imageio import load_image
+from ..metrics import psnr
 from .bdrate import bd_rate
 from .classic import CLASSIC_CODECS
-from .metrics import psnr
 from .runner import DCAE_KEY, CodecResult
 
 
@@ -182,10 +182,10 @@ def matched_crops(
 
 def _decode_at(key: str, reference: np.ndarray, quality, model: "str | None", optimize_steps: int) -> np.ndarray:
     if key == DCAE_KEY:
-        from .runner import _dcae_codec
+        from ..codec import load_codec
 
-        codec = _dcae_codec(model, 2, optimize_steps)
-        return codec.decompress(codec.compress(reference, quality=quality))
+        codec = load_codec(model, optimize_steps=optimize_steps)
+        return codec.decompress(codec.compress(reference, quality=quality)).pixels
     classic = CLASSIC_CODECS[key]
     return classic.decode(classic.encode(reference, quality))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,20 +14,20 @@ from typing import Any
 
 import numpy as np
 
+from ..files import find_images
 from ..imageio import load_image
-from ..training.data import find_images
+from ..metrics import image_metrics
 from .classic import CLASSIC_CODECS
-from .metrics import image_metrics
 
 DCAE_KEY = "dcae"
 
 
 @dataclass(frozen=True)
 class Job:
-    """One codec on one image over a list of qualities."""
+    """One codec on a few images over a list of qualities (dcae loads its model once per job)."""
 
     codec: str  # "dcae" or a key of CLASSIC_CODECS
-    image: str
+    images: tuple[str, ...]
     qualities: tuple["float | None", ...]
     model: str = ""
     threads: int = 1
@@ -58,33 +60,38 @@ class CodecResult:
         return {"name": self.name, "description": self.description, "results": results, "per_image": per_image}
 
 
-_CODEC_CACHE: dict[tuple[str, int], Any] = {}
-
-
-def _dcae_codec(model: str, threads: int, optimize_steps: int):
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` torch threads, then restore the caller's setting."""
     import torch
 
-    from ..codec import load_codec
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
-    torch.set_num_threads(threads)
-    key = (model, optimize_steps)
-    if key not in _CODEC_CACHE:
-        _CODEC_CACHE[key] = load_codec(model, optimize_steps=optimize_steps)
-    return _CODEC_CACHE[key]
+
+def run_job(job: Job) -> tuple[Job, list[list[dict[str, Any]]]]:
+    """Encode and decode each image of the job at every quality; returns metric rows per image."""
+    with torch_threads(job.threads):
+        if job.codec == DCAE_KEY:
+            from ..codec import load_codec
+
+            codec = load_codec(job.model, optimize_steps=job.optimize_steps)
+            encode: Callable = lambda a, q: codec.compress(a, quality=q).data  # noqa: E731
+            decode: Callable = lambda data: codec.decompress(data).pixels  # noqa: E731
+        else:
+            classic = CLASSIC_CODECS[job.codec]
+            encode, decode = classic.encode, classic.decode
+        return job, [_measure(image, job.qualities, encode, decode) for image in job.images]
 
 
-def run_job(job: Job) -> tuple[Job, list[dict[str, Any]]]:
-    """Encode and decode one image at every quality of the job; returns metric rows."""
-    reference, _ = load_image(job.image)
-    if job.codec == DCAE_KEY:
-        codec = _dcae_codec(job.model, job.threads, job.optimize_steps)
-        encode: Callable = lambda a, q: codec.compress(a, quality=q)  # noqa: E731
-        decode: Callable = codec.decompress
-    else:
-        classic = CLASSIC_CODECS[job.codec]
-        encode, decode = classic.encode, classic.decode
+def _measure(image: str, qualities: Sequence["float | None"], encode: Callable, decode: Callable) -> list[dict]:
+    reference, _ = load_image(image, max_pixels=None)
     rows = []
-    for quality in job.qualities:
+    for quality in qualities:
         start = time.perf_counter()
         data = encode(reference, quality)
         encode_s = time.perf_counter() - start
@@ -94,7 +101,7 @@ def run_job(job: Job) -> tuple[Job, list[dict[str, Any]]]:
         row = {"quality": quality, **image_metrics(reference, decoded, len(data))}
         row.update(encoding_time=encode_s, decoding_time=decode_s)
         rows.append(row)
-    return job, rows
+    return rows
 
 
 def dcae_description(model: str) -> tuple[str, list[float | None]]:
@@ -128,33 +135,32 @@ def evaluate(
     if unknown:
         raise ValueError(f"unknown codecs {unknown}; choose from {', '.join(CLASSIC_CODECS)}")
     results: dict[str, CodecResult] = {}
-    job_list: list[Job] = []
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+    # A few images per job: dcae loads its model once per job, and progress stays fine-grained.
+    per_job = max(1, math.ceil(len(images) / (4 * jobs)))
+    chunks = [tuple(images[i : i + per_job]) for i in range(0, len(images), per_job)]
+    job_list: list[Job] = []
     if model is not None:
         description, default_q = dcae_description(model)
         if optimize_steps:
             description += f", {optimize_steps} steps of latent optimisation per image"
         sweep = tuple(qualities) if qualities else tuple(default_q)
         results[DCAE_KEY] = CodecResult("dcae", description, list(sweep))
-        job_list += [Job(DCAE_KEY, image, sweep, model, threads, optimize_steps) for image in images]
+        job_list += [Job(DCAE_KEY, chunk, sweep, model, threads, optimize_steps) for chunk in chunks]
     for key in codecs:
         classic = CLASSIC_CODECS[key]
         results[key] = CodecResult(classic.name, classic.description + ", real files", list(classic.qualities))
-        job_list += [Job(key, image, classic.qualities) for image in images]
-    done = 0
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            outcomes = pool.map(run_job, job_list)
-            for job, rows in outcomes:
-                results[job.codec].per_image[Path(job.image).name] = rows
-                done += 1
-                if progress:
-                    progress(done, len(job_list))
-    else:
-        for job in job_list:
-            _, rows = run_job(job)
-            results[job.codec].per_image[Path(job.image).name] = rows
-            done += 1
+        job_list += [Job(key, chunk, classic.qualities, threads=threads) for chunk in chunks]
+    done, total = 0, sum(len(job.images) for job in job_list)
+    with contextlib.ExitStack() as stack:
+        if jobs > 1:
+            outcomes = stack.enter_context(ProcessPoolExecutor(max_workers=jobs)).map(run_job, job_list)
+        else:
+            outcomes = map(run_job, job_list)
+        for job, rows_per_image in outcomes:
+            for image, rows in zip(job.images, rows_per_image):
+                results[job.codec].per_image[Path(image).name] = rows
+            done += len(job.images)
             if progress:
-                progress(done, len(job_list))
+                progress(done, total)
     return results

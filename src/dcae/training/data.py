@@ -9,25 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import DataError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm"}
-
-
-def find_images(root: "str | Path") -> list[Path]:
-    """All image files under ``root`` (recursively), sorted for reproducibility."""
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"data folder not found: {root}")
-    if not root.is_dir():
-        raise DataError(f"data path is not a folder: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {root}")
-    return files
+from ..errors import DataError, ImageError
+from ..files import find_images
+from ..imageio import load_image
 
 
 def split_holdout(root: "str | Path", count: int) -> tuple[list[Path], list[Path]]:
@@ -47,11 +34,14 @@ def split_holdout(root: "str | Path", count: int) -> tuple[list[Path], list[Path
 
 
 def _load_rgb(path: Path) -> "np.ndarray | None":
+    """A training photo as RGB, or None (with a warning) when it is unreadable or above
+    Pillow's pixel limit: one bad photo must not end a run."""
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the image's own warnings (16 bits, frames) do not matter here
+            return load_image(path)[0]
+    except ImageError as error:
+        warnings.warn(f"skipping unreadable training image: {error}", stacklevel=2)
         return None
 
 

@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import resolve_config
+from ..files import atomic_write
 from ..losses import RateDistortionLoss
 from ..model import DCAE
-from ..weights import atomic_write, load_weights, save_weights, state_digest
+from ..weights import load_weights, save_weights, state_digest
 from .config import ConfigError, TrainConfig
 from .data import RandomCropDataset, ResumableSampler, split_holdout
 from .validation import load_validation_images, measure_rd
@@ -74,10 +75,11 @@ def _tensorboard_writer(folder: Path) -> Any:
 class Trainer:
     """Runs a :class:`TrainConfig`; resumable, distributed when started by torchrun."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False, command: str = "") -> None:
+    def __init__(self, config: TrainConfig, resume: bool = False, replace: bool = False, command: str = "") -> None:
         self.cfg = config.validate()
         self.command = command or shlex.join(sys.argv)  # quoted: it pastes back into a shell
         self.out = Path(config.out)
+        self._claim_run_folder(resume, replace)
         self._setup_distributed()
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -124,6 +126,26 @@ class Trainer:
         self._cpu_clock = (time.process_time(), self.cpu_seconds)  # training's CPU time counts from here
 
     # ------------------------------------------------------------------------------------ set-up
+    RUN_FILES = ("latest", "best", "ema")
+
+    def _claim_run_folder(self, resume: bool, replace: bool) -> None:
+        """A run folder is continued only with ``resume`` and replaced only with ``replace``:
+        never overwritten by accident, never silently started afresh by a mistyped resume."""
+        if resume and replace:
+            raise ConfigError("resume and replace exclude each other")
+        has_checkpoint = (self.out / "latest.safetensors").exists()
+        has_run = has_checkpoint or (self.out / "log.csv").exists()
+        if resume and not has_checkpoint:
+            raise ConfigError(f"nothing to resume in {self.out}: no latest.safetensors there")
+        if has_run and not (resume or replace):
+            raise ConfigError(f"{self.out} holds a training run; use --resume to continue it or --force to replace it")
+        if replace and has_run and int(os.environ.get("RANK", "0")) == 0:
+            for name in self.RUN_FILES:
+                for suffix in (".safetensors", ".json", ".state.pt"):
+                    (self.out / f"{name}{suffix}").unlink(missing_ok=True)
+            for name in ("log.csv", "val.csv", "train_config.json"):
+                (self.out / name).unlink(missing_ok=True)
+
     def _setup_distributed(self) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -175,9 +197,7 @@ class Trainer:
     def _load_state(self) -> None:
         state_path = self.out / "latest.state.pt"
         if not state_path.exists():
-            if (self.out / "latest.safetensors").exists():
-                raise ConfigError(f"{self.out} has weights but no optimiser state; cannot resume exactly")
-            return  # nothing to resume: a fresh run
+            raise ConfigError(f"{self.out} has weights but no optimiser state; cannot resume exactly")
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
