@@ -50,6 +50,7 @@ def time_steps(
         overrides = {
             "train_data": str(data),
             "val_data": "",
+            "holdout": 0,
             "out": str(Path(folder, "run")),
             "device": device,
             "amp": "bf16" if amp else "off",

@@ -105,7 +105,7 @@ if [ -n "${TOTAL_SECONDS:-}" ]; then  # leave ~20 s per phase for start-up and b
     first=$("$PYTHON" -c "print(round(max(0.5, min($first, ($TOTAL_SECONDS - $SECONDS - 40) / 60 - $DECAY_MINUTES)), 2))")
 fi
 echo "phase 1: $first min"
-train /tmp/phase1.log --init-from "$INIT" --lr "$LR" --time-limit-minutes "$first"
+train /tmp/phase1.log --init-from "$INIT" --lr "$LR" --time-limit-minutes "$first" --force
 step=$("$PYTHON" -c "import json; print(json.load(open('$RUN/latest.json'))['step'])")
 echo "phase 1 ended at step $step; decaying the learning rate x0.25 for $DECAY_MINUTES min"
 train /tmp/phase2.log --resume --lr-milestones $((step + 1)) --lr-gamma 0.25 --time-limit-minutes "$DECAY_MINUTES"

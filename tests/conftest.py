@@ -55,7 +55,8 @@ def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 needs_shared = pytest.mark.skipif(
-    not KODAK.is_dir(), reason=f"needs the shared datasets at {SHARED} (Kodak), which this checkout lacks"
+    not (KODAK.is_dir() and REFERENCE_TSV.is_file()),
+    reason=f"needs the shared data at {SHARED} (Kodak, the reference listing), which this checkout lacks",
 )
 
 

@@ -338,8 +338,8 @@ def test_files_written_on_cuda_decode_on_the_cpu(trained_model) -> None:
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
 
 
-def test_codec_keeps_its_name() -> None:
-    assert load_codec("default").name == "default"
+def test_codec_keeps_its_name(tiny_weights) -> None:
+    assert load_codec(tiny_weights).name == "tiny.safetensors"
     assert Codec(random_model("tiny"), name="mine").name == "mine"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REFERENCE_TSV, random_image
+from conftest import REFERENCE_TSV, needs_shared, random_image
 from PIL import Image
 
 import dcae
@@ -28,6 +28,7 @@ def _reference_layout_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+@needs_shared
 @pytest.mark.slow
 def test_convert_then_compress(tmp_path: Path, capsys) -> None:
     checkpoint = tmp_path / "checkpoint_best.pth.tar"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import REFERENCE_TSV, TINY_VR, random_model
+from conftest import REFERENCE_TSV, TINY_VR, needs_shared, random_model
 
 import dcae
 from dcae.codec import pad_image
@@ -61,6 +61,8 @@ def test_thirty_steps_lower_the_loss() -> None:
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
 
 
+@needs_shared
+@pytest.mark.slow
 def test_reference_preset_matches_the_published_state_dict() -> None:
     expected = {}
     for line in REFERENCE_TSV.read_text().splitlines()[1:]:

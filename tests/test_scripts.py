@@ -65,7 +65,7 @@ def test_pick_batch_command_prints_batch_and_learning_rate(tmp_path) -> None:
 
 
 GPU_SCRIPT = str(REPO / "scripts" / "gpu_train.sh")
-CPU_TRAIN_ARGS = "--workers 0 --device cpu --patch 64 --threads 1"
+CPU_TRAIN_ARGS = "--workers 0 --device cpu --patch 64 --threads 1 --holdout 1"
 
 
 def _gpu_script_env(tmp_path, **extra: str) -> dict[str, str]:

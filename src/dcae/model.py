@@ -239,7 +239,7 @@ class DCAE(nn.Module):
         x: torch.Tensor,
         quality: "float | torch.Tensor | None" = None,
         rate_proxy: str = "noise",
-        generator: "torch.Generator | None" = None,
+        noise: "dict[str, torch.Tensor] | None" = None,
     ) -> dict[str, Any]:
         """Compress and reconstruct ``x`` differentiably.
 
@@ -250,7 +250,9 @@ class DCAE(nn.Module):
                 uniform noise, as the reference) or ``"ste"`` (the same hard rounding the decoder
                 sees). The decoder path always uses rounding with a straight-through gradient.
                 Outside training, everything is hard-rounded exactly as the codec does.
-            generator: draws the training noise (default: PyTorch's global generator).
+            noise: the training noise of the ``"noise"`` proxy, uniform in [-0.5, 0.5) and
+                shaped like y and z (:meth:`noise_shapes`), so a caller can draw it from its own
+                generator; by default it is drawn from PyTorch's global generator.
 
         Returns:
             ``{"x_hat": (B,3,H,W), "likelihoods": {"y": ..., "z": ...},
@@ -268,7 +270,9 @@ class DCAE(nn.Module):
 
         y = self.analysis(x, quality)
         z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z, mode=proxy, generator=generator)
+        noise = noise or {}
+        _, z_likelihoods = self.entropy_bottleneck(z, mode=proxy, noise=noise.get("z"))
+        y_noise = noise["y"].chunk(self.config.num_slices, dim=1) if "y" in noise else None
         z_hat = quantize(z, self.z_medians().to(z.dtype), decoder_mode)
         hyper = self.hyper_features(z_hat)
 
@@ -277,7 +281,7 @@ class DCAE(nn.Module):
         def quantize_slice(index: int, y_slice: "torch.Tensor | None", ctx: SliceContext) -> torch.Tensor:
             assert y_slice is not None
             rate_mode = proxy if proxy == "noise" else decoder_mode
-            y_for_rate = quantize(y_slice, ctx.mean, rate_mode, generator=generator)
+            y_for_rate = quantize(y_slice, ctx.mean, rate_mode, None if y_noise is None else y_noise[index])
             likelihoods.append(self.gaussian_conditional.likelihood(y_for_rate, ctx.scale, ctx.mean))
             means.append(ctx.mean)
             scales.append(ctx.scale)
@@ -289,6 +293,14 @@ class DCAE(nn.Module):
             "x_hat": x_hat,
             "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods},
             "params": {"y": y, "means": torch.cat(means, dim=1), "scales": torch.cat(scales, dim=1), "y_hat": y_hat},
+        }
+
+    def noise_shapes(self, batch: int, height: int, width: int) -> dict[str, tuple[int, ...]]:
+        """The shapes of y and z for a batch of padded images of ``height`` x ``width``."""
+        latent, hyper = self.config.latent_stride, self.config.stride
+        return {
+            "y": (batch, self.config.M, height // latent, width // latent),
+            "z": (batch, self.config.N, height // hyper, width // hyper),
         }
 
     def aux_loss(self) -> torch.Tensor:

@@ -76,14 +76,14 @@ class FactorizedPrior(nn.Module):
         return prob.reshape(shape).transpose(0, 1).to(z_hat.dtype)
 
     def forward(
-        self, z: torch.Tensor, mode: str = "noise", generator: "torch.Generator | None" = None
+        self, z: torch.Tensor, mode: str = "noise", noise: "torch.Tensor | None" = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Quantise z (``mode`` as in :func:`quantize`, centred on the medians; noise from
-        ``generator``) and return ``(z_hat, likelihoods)``. In eval mode the rounding is always hard."""
+        """Quantise z (``mode`` and ``noise`` as in :func:`quantize`, centred on the medians) and
+        return ``(z_hat, likelihoods)``. In eval mode the rounding is always hard."""
         if not self.training:
             mode = "round"
         medians = self.medians().reshape(1, -1, 1, 1).to(z.dtype)
-        z_hat = quantize(z, None if mode == "noise" else medians, mode, generator)
+        z_hat = quantize(z, None if mode == "noise" else medians, mode, noise)
         return z_hat, self.likelihood(z_hat)
 
     def aux_loss(self) -> torch.Tensor:

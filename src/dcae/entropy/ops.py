@@ -13,17 +13,17 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
 
 
 def quantize(
-    x: torch.Tensor, mean: "torch.Tensor | None" = None, mode: str = "ste", generator: "torch.Generator | None" = None
+    x: torch.Tensor, mean: "torch.Tensor | None" = None, mode: str = "ste", noise: "torch.Tensor | None" = None
 ) -> torch.Tensor:
     """Quantise ``x`` on the integer grid centred on ``mean``.
 
     ``mode`` is ``"ste"`` (hard rounding, straight-through gradient), ``"noise"`` (additive
-    uniform noise in [-0.5, 0.5) drawn from ``generator``, the differentiable proxy of
-    rounding) or ``"round"``.
+    uniform noise in [-0.5, 0.5), the differentiable proxy of rounding: ``noise`` when given,
+    else drawn from PyTorch's generator) or ``"round"``.
     """
     centre = 0 if mean is None else mean
     if mode == "noise":
-        return x + torch.empty_like(x).uniform_(-0.5, 0.5, generator=generator)
+        return x + (noise if noise is not None else torch.empty_like(x).uniform_(-0.5, 0.5))
     if mode == "ste":
         return ste_round(x - centre) + centre
     if mode == "round":

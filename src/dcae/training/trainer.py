@@ -1,16 +1,18 @@
-"""The training loop: one CPU, one GPU, or many GPUs through torchrun and DDP."""
+"""The training loop: one CPU, one GPU, or many GPUs through torchrun and DDP.
+
+Where the run executes is :mod:`.distributed`, its folder on disk :mod:`.checkpoints`, its logs
+:mod:`.logs`; this module steps the optimisers and decides when to log, validate, checkpoint
+and stop.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import math
-import os
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
@@ -28,24 +29,23 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import resolve_config
-from ..files import atomic_write
 from ..losses import RateDistortionLoss
 from ..model import DCAE
-from ..weights import load_weights, save_weights, state_digest
+from .checkpoints import (
+    claim_run_folder,
+    git_commit,
+    load_state,
+    read_resume_point,
+    save_state,
+    save_weights_and_card,
+)
 from .config import ConfigError, TrainConfig
 from .data import RandomCropDataset, ResumableSampler, split_holdout
+from .distributed import barrier, check_ranks_agree, follow_rank_zero, place
+from .logs import RunLog
 from .validation import load_validation_images, measure_rd
 
-
-def git_commit() -> str:
-    """The commit of the source tree this package runs from, or ``"unknown"``."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-        return result.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+STOP_REASONS = ("", "time limit reached", "stopped by a signal", "CPU budget spent")
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
@@ -63,38 +63,34 @@ def _leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def _tensorboard_writer(folder: Path) -> Any:
-    """A TensorBoard writer when the tensorboard package is installed, else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(folder / "tensorboard"))
-
-
 class Trainer:
-    """Runs a :class:`TrainConfig`; resumable, distributed when started by torchrun."""
+    """Runs a :class:`TrainConfig`; resumable, distributed when started by torchrun.
+
+    ``resume`` continues the run in ``config.out`` exactly; ``replace`` starts afresh there,
+    removing that run; without either, a folder that holds a run is refused.
+    """
 
     def __init__(self, config: TrainConfig, resume: bool = False, replace: bool = False, command: str = "") -> None:
         self.cfg = config.validate()
         self.command = command or shlex.join(sys.argv)  # quoted: it pastes back into a shell
         self.out = Path(config.out)
-        self._claim_run_folder(resume, replace)
-        self._setup_distributed()
+        self.placement = place(config.device, config.amp)
+        claim_run_folder(self.out, resume, replace, self.placement.is_main)
         if config.threads:
             torch.set_num_threads(config.threads)
 
-        self.model = self._build_model(resume)
-        mcfg = self.model.config
+        self.earlier_commands: list[str] = []  # commands that started or resumed this run before
+        resumed_step: "int | None" = None
+        if resume:
+            point = read_resume_point(self.out)
+            self.model, resumed_step, self.earlier_commands = point.model.train(), point.step, point.commands
+            # The run's origin stays on record: a resume command names no --init-from.
+            if not self.cfg.init_from and point.init_from:
+                self.cfg = dataclasses.replace(self.cfg, init_from=point.init_from)
+        else:
+            self.model = self._fresh_model()
         self.lambdas = sorted(float(v) for v in config.lambdas)
-        if mcfg.num_rate_points == 0 and len(self.lambdas) != 1:
-            raise ConfigError(
-                f"{len(self.lambdas)} lambdas need a variable-rate model (num_rate_points = {len(self.lambdas)})"
-            )
-        if mcfg.num_rate_points and mcfg.num_rate_points != len(self.lambdas):
-            raise ConfigError(
-                f"the model has {mcfg.num_rate_points} rate points but {len(self.lambdas)} lambdas were given"
-            )
+        self._check_rate_points()
 
         train_files, held_back = split_holdout(config.train_data, config.holdout)
         self.dataset = RandomCropDataset(train_files, config.patch, tuple(config.downscale))
@@ -115,90 +111,49 @@ class Trainer:
         self.step = 0
         self.best = math.inf
         self.cpu_seconds = 0.0  # CPU time of the run so far, over every resume
+        self.rank_digests: "list[str] | None" = None  # every rank's weights digest after DDP training
+        self.last_validation: dict[str, Any] = {}
+        self._stop_signal: "int | None" = None
         if resume:
-            self._load_state()
+            self._load_state(resumed_step)
 
         net: torch.nn.Module = self.model
-        if self.world > 1:
+        if self.placement.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = DistributedDataParallel(self.model, device_ids=ids)
         self.net = torch.compile(net) if config.compile else net
         self._cpu_clock = (time.process_time(), self.cpu_seconds)  # training's CPU time counts from here
 
     # ------------------------------------------------------------------------------------ set-up
-    RUN_FILES = ("latest", "best", "ema")
-
-    def _claim_run_folder(self, resume: bool, replace: bool) -> None:
-        """A run folder is continued only with ``resume`` and replaced only with ``replace``:
-        never overwritten by accident, never silently started afresh by a mistyped resume."""
-        if resume and replace:
-            raise ConfigError("resume and replace exclude each other")
-        has_checkpoint = (self.out / "latest.safetensors").exists()
-        has_run = has_checkpoint or (self.out / "log.csv").exists()
-        if resume and not has_checkpoint:
-            raise ConfigError(f"nothing to resume in {self.out}: no latest.safetensors there")
-        if has_run and not (resume or replace):
-            raise ConfigError(f"{self.out} holds a training run; use --resume to continue it or --force to replace it")
-        if replace and has_run and int(os.environ.get("RANK", "0")) == 0:
-            for name in self.RUN_FILES:
-                for suffix in (".safetensors", ".json", ".state.pt"):
-                    (self.out / f"{name}{suffix}").unlink(missing_ok=True)
-            for name in ("log.csv", "val.csv", "train_config.json"):
-                (self.out / name).unlink(missing_ok=True)
-
-    def _setup_distributed(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        wanted = self.cfg.device
-        if wanted == "auto":
-            wanted = "cuda" if torch.cuda.is_available() else "cpu"
-        if wanted.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' was asked for but no CUDA device is available")
-        if wanted == "cuda":
-            wanted = f"cuda:{local_rank}"
-        self.device = torch.device(wanted)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-            # float32 products on TensorFloat-32 units: a ~1e-3 relative error, far below the
-            # quantisation noise the model trains with, for several times the throughput.
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        use_amp = self.cfg.amp == "bf16" or (self.cfg.amp == "auto" and self.device.type == "cuda")
-        self.autocast = (
-            (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
-        )
+    @property
+    def device(self) -> torch.device:
+        return self.placement.device
 
     @property
     def is_main(self) -> bool:
-        return self.rank == 0
+        return self.placement.is_main
 
-    def _build_model(self, resume: bool) -> DCAE:
-        latest = self.out / "latest.safetensors"
-        if resume and latest.exists():
-            model, meta = load_weights(latest)
-            self._resumed_step = int(meta.get("step", -1))
-            # The run's origin stays on record: a resume command names no --init-from, and the
-            # weights' metadata must still say where the run started and how it was continued.
-            saved = meta.get("train_config") or {}
-            if not self.cfg.init_from and isinstance(saved.get("init_from"), str):
-                self.cfg = dataclasses.replace(self.cfg, init_from=saved["init_from"])
-            earlier = meta.get("commands") or ([meta["command"]] if meta.get("command") else [])
-            self._earlier_commands = [str(c) for c in earlier if isinstance(c, str)]
-            return model.train()
+    def _fresh_model(self) -> DCAE:
         if self.cfg.init_from:
+            from ..weights import load_weights
+
             model, _ = load_weights(self.cfg.init_from)
             return model.train()
-        torch.manual_seed(self.cfg.seed)
-        return DCAE(resolve_config(self.cfg.model)).train()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)
+            return DCAE(resolve_config(self.cfg.model)).train()
 
-    def _load_state(self) -> None:
-        state_path = self.out / "latest.state.pt"
-        if not state_path.exists():
-            raise ConfigError(f"{self.out} has weights but no optimiser state; cannot resume exactly")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    def _check_rate_points(self) -> None:
+        points = self.model.config.num_rate_points
+        if points == 0 and len(self.lambdas) != 1:
+            raise ConfigError(
+                f"{len(self.lambdas)} lambdas need a variable-rate model (num_rate_points = {len(self.lambdas)})"
+            )
+        if points and points != len(self.lambdas):
+            raise ConfigError(f"the model has {points} rate points but {len(self.lambdas)} lambdas were given")
+
+    def _load_state(self, resumed_step: "int | None") -> None:
+        state = load_state(self.out / "latest.state.pt")
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -214,17 +169,16 @@ class Trainer:
                 self.ema.load_state_dict(state["ema"])
             else:  # a run resumed with a moving average it did not have: start it from here
                 self.ema.module.load_state_dict(self.model.state_dict())
-        if getattr(self, "_resumed_step", self.step) != self.step:
+        if resumed_step != self.step:
             raise ConfigError(
-                f"{self.out}: weights are at step {self._resumed_step} but the optimiser state at step "
+                f"{self.out}: weights are at step {resumed_step} but the optimiser state at step "
                 f"{self.step}; the last checkpoint was interrupted"
             )
 
     # ----------------------------------------------------------------------------------- running
     def _loader(self) -> DataLoader:
-        sampler = ResumableSampler(
-            len(self.dataset), self.cfg.seed, self.rank, self.world, start=self.step * self.cfg.batch_size
-        )
+        rank, world = self.placement.rank, self.placement.world
+        sampler = ResumableSampler(len(self.dataset), self.cfg.seed, rank, world, start=self.step * self.cfg.batch_size)
         return DataLoader(
             self.dataset,
             batch_size=self.cfg.batch_size,
@@ -241,7 +195,8 @@ class Trainer:
         lambdas = torch.tensor(self.lambdas)
         if len(self.lambdas) == 1 and self.model.config.num_rate_points == 0:
             return None, lambdas.expand(batch)
-        rng = torch.Generator().manual_seed(_step_seed(self.cfg.seed, self.step, self.rank) ^ 0x5EED)
+        seed = _step_seed(self.cfg.seed, self.step, self.placement.rank) ^ 0x5EED
+        rng = torch.Generator().manual_seed(seed)
         draws = 1 if self.cfg.lambda_sampling == "batch" else batch
         if self.cfg.lambda_weights:
             weights = torch.tensor(self.cfg.lambda_weights, dtype=torch.float64)
@@ -250,6 +205,19 @@ class Trainer:
             index = torch.randint(len(self.lambdas), (draws,), generator=rng)
         index = index.expand(batch)
         return index.float(), lambdas[index]
+
+    def _draw_noise(self, batch: torch.Tensor) -> "dict[str, torch.Tensor] | None":
+        """The step's quantisation noise, a function of (seed, step, rank), from the trainer's own
+        generator (drawn outside the model, so a compiled model sees plain tensors)."""
+        if self.cfg.rate_proxy != "noise":
+            return None
+        generator = torch.Generator(device=self.device).manual_seed(
+            _step_seed(self.cfg.seed, self.step, self.placement.rank)
+        )
+        shapes = self.model.noise_shapes(batch.shape[0], *batch.shape[-2:])
+        return {
+            name: torch.rand(shape, generator=generator, device=self.device) - 0.5 for name, shape in shapes.items()
+        }
 
     def _to_device(self, values: torch.Tensor) -> torch.Tensor:
         """Copy a small CPU tensor to the training device without waiting for the device (a copy
@@ -268,12 +236,12 @@ class Trainer:
         if self.cfg.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         quality, lmbda = self._draw_qualities(batch.shape[0])
-        torch.manual_seed(_step_seed(self.cfg.seed, self.step, self.rank))  # quantisation noise
+        noise = self._draw_noise(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.aux_optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
+        with self.placement.autocast():
             q = self._to_device(quality) if quality is not None else None
-            out = self.net(batch, quality=q, rate_proxy=self.cfg.rate_proxy)
+            out = self.net(batch, quality=q, rate_proxy=self.cfg.rate_proxy, noise=noise)
         metrics = self.criterion(out, batch, self._to_device(lmbda))
         aux = self.model.aux_loss()
         # One backward for both losses: under DDP every gradient is then averaged across ranks.
@@ -302,25 +270,24 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train until ``steps``; returns the last validation metrics (empty without validation)."""
         cfg = self.cfg
+        log = None
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        self._tensorboard = _tensorboard_writer(self.out) if self.is_main else None
+            log = RunLog(self.out)
         last_checkpoint = time.monotonic()
-        last_val: dict[str, Any] = {}
-        self._last_metrics: "dict[str, Any] | None" = None
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.is_main, dynamic_ncols=True, desc="train")
         loader = iter(self._loader())
         started, seen_at_start = time.monotonic(), self.step
         deadline = time.monotonic() + cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
         step_metrics: "dict[str, torch.Tensor] | None" = None
-        with self._stop_on_signals():
+        with self._stop_on_signals(), contextlib.closing(log) if log else contextlib.nullcontext():
             while self.step < cfg.steps:
                 reason = self._stop_reason(deadline)
                 if reason:
                     if step_metrics is not None:
                         self.read_metrics(step_metrics)  # never checkpoint NaN weights
-                    self.save_checkpoint(self._last_metrics)
+                    self.save_checkpoint(self.last_validation)
                     tqdm.write(f"{reason} at step {self.step}; checkpoint written")
                     break
                 step_metrics = self.train_step(next(loader))
@@ -331,7 +298,7 @@ class Trainer:
                 # Every rank checks the loss before any checkpoint, so no checkpoint holds NaN weights.
                 if self.step % cfg.log_every == 0 or checkpoint_now:
                     metrics = self.read_metrics(step_metrics)
-                if self.is_main and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
+                if log and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
                     rate = (self.step - seen_at_start) / max(time.monotonic() - started, 1e-9)
                     bar.set_postfix(
                         loss=f"{metrics['loss']:.3f}",
@@ -339,17 +306,18 @@ class Trainer:
                         psnr=f"{metrics['psnr']:.2f}",
                         lr=f"{metrics['lr']:.1e}",
                     )
-                    self._log("log.csv", {"step": self.step, **metrics, "steps_per_s": rate, "time": time.time()})
+                    log.write("log.csv", {"step": self.step, **metrics, "steps_per_s": rate, "time": time.time()})
                 if validate_now:
-                    last_val = self.validate()
-                    self._last_metrics = last_val
+                    self.last_validation = self.validate(log)
                 if checkpoint_now:
-                    self.save_checkpoint(last_val if validate_now else None)
+                    self.save_checkpoint(self.last_validation if validate_now else None)
                     last_checkpoint = time.monotonic()
         bar.close()
-        if self.world > 1:
-            self._check_ranks_agree()
-        return last_val
+        if self.placement.world > 1:
+            self.rank_digests = check_ranks_agree(self.placement, self.model)
+            self.save_checkpoint(self.last_validation)
+            barrier(self.placement)
+        return self.last_validation
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
@@ -359,7 +327,7 @@ class Trainer:
         last periodic checkpoint. The handlers are removed at the first signal, so a second one
         still stops a run that hangs.
         """
-        self._stop_signal: "int | None" = None
+        self._stop_signal = None
         if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
             yield
             return
@@ -377,16 +345,6 @@ class Trainer:
             for number, handler in previous.items():
                 signal.signal(number, handler)
 
-    def _check_ranks_agree(self) -> None:
-        """All ranks must hold identical weights after DDP training; record and verify that."""
-        digests: list[str] = [""] * self.world
-        dist.all_gather_object(digests, state_digest(self.model.state_dict()))
-        self.rank_digests = digests
-        if len(set(digests)) != 1:
-            raise RuntimeError(f"distributed ranks diverged: weight digests {digests}")
-        self.save_checkpoint(self._last_metrics)
-        dist.barrier()
-
     def _update_cpu_seconds(self) -> None:
         """Add this process's CPU time since the run (re)started to the run's earlier total."""
         clock_at_start, seconds_at_start = self._cpu_clock
@@ -394,7 +352,6 @@ class Trainer:
 
     def _stop_reason(self, deadline: float) -> str:
         """Why the run must stop now ("" to go on); under DDP every rank follows rank 0."""
-        reasons = ("", "time limit reached", "stopped by a signal", "CPU budget spent")
         self._update_cpu_seconds()
         if self._stop_signal is not None:
             code = 2
@@ -404,13 +361,9 @@ class Trainer:
             code = 3
         else:
             code = 0
-        if self.world > 1:  # a single process need not touch the device (reading it back waits for it)
-            decision = torch.tensor([code], device=self.device)
-            dist.broadcast(decision, src=0)
-            code = int(decision.item())
-        return reasons[code]
+        return STOP_REASONS[follow_rank_zero(self.placement, code)]
 
-    def validate(self) -> dict[str, Any]:
+    def validate(self, log: "RunLog | None" = None) -> dict[str, Any]:
         """Rate and distortion per rate point on the validation images (rank 0 only)."""
         if not self.is_main:
             return {}
@@ -425,8 +378,9 @@ class Trainer:
             per_point.append({"quality": index, "lambda": lam, **rd, "loss": lam * distortion + rd["bpp"]})
         model.train()
         mean_loss = sum(p["loss"] for p in per_point) / len(per_point)
-        for p in per_point:
-            self._log("val.csv", {"step": self.step, **p})
+        if log is not None:
+            for p in per_point:
+                log.write("val.csv", {"step": self.step, **p})
         result = {"step": self.step, "loss": mean_loss, "points": per_point}
         tqdm.write(
             f"step {self.step}: val loss {mean_loss:.4f} | "
@@ -434,7 +388,7 @@ class Trainer:
         )
         if mean_loss < self.best:
             self.best = mean_loss
-            self._save_weights("best.safetensors", result, model)
+            save_weights_and_card(model, self.out / "best.safetensors", self._metadata(result))
         return result
 
     @property
@@ -461,18 +415,11 @@ class Trainer:
             "dcae_version": __version__,
             "torch_version": torch.__version__,
             "command": self.command,
-            "commands": [*getattr(self, "_earlier_commands", []), self.command],  # every start and resume
-            "world_size": self.world,
-            "rank_digests": getattr(self, "rank_digests", None),
+            "commands": [*self.earlier_commands, self.command],  # every start and resume
+            "world_size": self.placement.world,
+            "rank_digests": self.rank_digests,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-
-    def _save_weights(self, name: str, metrics: "dict[str, Any] | None", model: "DCAE | None" = None) -> None:
-        meta = save_weights(model or self.model, self.out / name, self._metadata(metrics))
-        atomic_write(
-            self.out / name.replace(".safetensors", ".json"),
-            lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)),
-        )
 
     def save_checkpoint(self, metrics: "dict[str, Any] | None" = None) -> None:
         """Write latest weights (and their moving average), metadata and optimiser state (rank 0; atomic)."""
@@ -487,24 +434,9 @@ class Trainer:
             "aux_optimizer": self.aux_optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
         }
+        metadata = self._metadata(metrics)
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
-            self._save_weights("ema.safetensors", metrics, self.ema.module)
-        self._save_weights("latest.safetensors", metrics)
-        atomic_write(self.out / "latest.state.pt", lambda tmp: torch.save(state, tmp))
-
-    def _log(self, name: str, row: dict[str, Any]) -> None:
-        writer = getattr(self, "_tensorboard", None)
-        if writer is not None:
-            prefix = name.removesuffix(".csv")
-            suffix = f"/q{row['quality']}" if row.get("quality") is not None else ""
-            for key, value in row.items():
-                if key not in ("step", "time", "quality") and isinstance(value, (int, float)):
-                    writer.add_scalar(f"{prefix}/{key}{suffix}", value, row["step"])
-        path = self.out / name
-        new = not path.exists()
-        with open(path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+            save_weights_and_card(self.ema.module, self.out / "ema.safetensors", metadata)
+        save_weights_and_card(self.model, self.out / "latest.safetensors", metadata)
+        save_state(self.out / "latest.state.pt", state)
