@@ -1,0 +1,129 @@
+"""``.dcae`` as a Pillow image format: ``Image.open``, ``Image.save`` and ``.dcae`` in Pillow's
+extension list.
+
+>>> import dcae.pillow
+>>> dcae.pillow.register()
+>>> from PIL import Image
+>>> ".dcae" in Image.registered_extensions()
+True
+
+Then ``Image.open("photo.dcae")`` reads the header (size and colour mode known at once) and
+decodes the pixels on ``load()`` with the released model that wrote the file;
+``image.save("photo.dcae", quality=3)`` codes an image (``quality`` is dcae's 0..5 scale, not
+JPEG's; ``target_size``, ``target_bpp``, ``model`` and ``optimize`` work as on the command
+line). ``import dcae.pillow_plugin`` registers on import. Pillow's conventions hold: a file
+that is not a ``.dcae`` file is left to the other plugins, and a damaged one raises ``OSError``
+with dcae's message.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import IO, Any
+
+from PIL import Image, ImageFile
+
+from . import bitstream
+from .errors import DcaeError
+
+FORMAT = "DCAE"
+EXTENSION = ".dcae"
+# Decoded and saved files reuse loaded models: loading one costs more than coding a small image.
+_CODECS_KEPT = 2
+
+
+class _Codecs:
+    """The codecs the plugin has loaded, most recently used last (at most ``_CODECS_KEPT``)."""
+
+    def __init__(self) -> None:
+        self._loaded: OrderedDict[tuple[str, bool, int], Any] = OrderedDict()
+
+    def get(self, model: str, portable: bool = True, optimize_steps: int = 0) -> Any:
+        from .codec import load_codec
+
+        key = (model, portable, optimize_steps)
+        if key not in self._loaded:
+            self._loaded[key] = load_codec(model, portable=portable, optimize_steps=optimize_steps)
+            while len(self._loaded) > _CODECS_KEPT:
+                self._loaded.popitem(last=False)
+        self._loaded.move_to_end(key)
+        return self._loaded[key]
+
+
+def _pil_mode(colour_mode: bitstream.ColourMode) -> str:
+    return {
+        bitstream.ColourMode.RGB: "RGB",
+        bitstream.ColourMode.L: "L",
+        bitstream.ColourMode.P: "P",
+        bitstream.ColourMode.RGBA_OPAQUE: "RGBA",
+        bitstream.ColourMode.LA_OPAQUE: "LA",
+    }[colour_mode]
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[:4] == bitstream.MAGIC
+
+
+def register() -> None:
+    """Make ``.dcae`` a Pillow format (opening, saving, the extension). Calling it again is harmless."""
+    codecs = _Codecs()
+
+    class DcaeImageFile(ImageFile.ImageFile):
+        format = FORMAT
+        format_description = "DCAE learned image codec"
+
+        def _open(self) -> None:
+            data = self.fp.read()
+            try:
+                header, _ = bitstream.unpack(data)  # the whole file is checked (CRC) before it is claimed
+            except DcaeError as error:
+                raise OSError(f"damaged .dcae file: {error}") from None
+            self._data = data
+            self._size = (header.width, header.height)
+            self._mode = _pil_mode(header.colour_mode)
+            self.info["dcae_quality"] = header.quality
+            self.info["dcae_model"] = header.digest.hex()
+            self.tile = []
+
+        def load(self) -> Any:
+            if self._data is not None:
+                from .zoo import find_by_digest, missing_model_message
+
+                header, _ = bitstream.unpack(self._data)
+                writer = find_by_digest(header.digest)
+                if writer is None or not writer.available:
+                    raise OSError(missing_model_message(header.digest))
+                try:
+                    decoded = codecs.get(writer.name).decompress(self._data)
+                except DcaeError as error:
+                    raise OSError(str(error)) from None
+                image = decoded.to_pil()
+                image.load()
+                self.im = image.im
+                if image.mode == "P":
+                    self.palette = image.palette.copy()
+                self._data = None
+            return Image.Image.load(self)
+
+    def save(image: Image.Image, fp: IO[bytes], _filename: "str | bytes") -> None:
+        options = image.encoderinfo
+        codec = codecs.get(
+            str(options.get("model", "default")),
+            portable=not options.get("machine_specific", False),
+            optimize_steps=int(options.get("optimize", 0)),
+        )
+        try:
+            compressed = codec.compress(
+                image,
+                quality=options.get("quality"),
+                target_bpp=options.get("target_bpp"),
+                target_size=options.get("target_size"),
+            )
+        except DcaeError as error:
+            raise OSError(str(error)) from None
+        fp.write(compressed.data)
+
+    Image.register_open(FORMAT, DcaeImageFile, _accept)
+    Image.register_save(FORMAT, save)
+    Image.register_extension(FORMAT, EXTENSION)
+    Image.register_mime(FORMAT, "image/x-dcae")
