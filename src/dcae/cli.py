@@ -235,6 +235,7 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="output image (one input) or folder; format from the suffix (PNG default)")
     _add_model_flag(p, default=None)
     p.add_argument("--preview", type=_whole(0), metavar="K", help="decode only the first K latent slices")
+    p.add_argument("--onnx", metavar="DIR", help="run the synthesis in onnxruntime from `dcae export --onnx DIR`")
     _add_runtime_flags(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(handler=_run_decompress)
@@ -322,7 +323,7 @@ def _codec_for_file(data: bytes, args: argparse.Namespace, cache: dict) -> Any:
             raise UserError(missing_model_message(digest))
         model = entry.name
     if model not in cache:
-        cache[model] = _codec_for(model, args)
+        cache[model] = _codec_for(model, args, onnx_synthesis=args.onnx)
     return cache[model]
 
 
@@ -594,6 +595,39 @@ def _run_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------------------- export
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model's transforms (ONNX)")
+    p.add_argument("model", help="released model name or weights file")
+    p.add_argument("--onnx", required=True, metavar="DIR", help="folder for analysis.onnx, synthesis.onnx, model.json")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in DIR")
+    p.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import json
+
+    from .codec import load_codec
+    from .export import export_onnx
+
+    out = Path(args.onnx)
+    existing = [out / name for name in ("analysis.onnx", "synthesis.onnx", "model.json") if (out / name).exists()]
+    if existing and not args.force:
+        raise UserError(f"{existing[0]} exists; use --force to replace the export")
+    if not out.exists() and not out.parent.is_dir():
+        raise UserError(f"cannot create folder {out}: its parent {out.parent} does not exist")
+    try:
+        import onnxscript  # noqa: F401 - the exporter needs it
+    except ImportError:
+        raise UserError("ONNX export needs the onnx extra: pip install 'dcae[onnx]'") from None
+    codec = load_codec(args.model)
+    description = export_onnx(codec.model, out, codec.name, codec.digest_hex)
+    check = description["largest_difference_from_pytorch"]
+    measured = "not checked (onnxruntime is not installed)" if check is None else json.dumps(check)
+    print(f"wrote {out}/analysis.onnx, synthesis.onnx, model.json; largest difference from PyTorch: {measured}")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
@@ -606,6 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_convert(sub)
+    _add_export(sub)
     return parser
 
 

@@ -83,6 +83,9 @@ class CodecOptions:
         halo: context around each tile, in pixels (a multiple of the model stride).
         max_pixels: the largest image (width x height) to encode or decode, against
             decompression bombs; ``None`` lifts the limit. Pillow's default.
+        onnx_synthesis: a folder written by ``dcae export MODEL --onnx DIR`` for these weights:
+            decoding then runs the synthesis transform in onnxruntime (about a third faster on
+            this project's CPU; pixels within the same one-level guarantee).
     """
 
     portable: bool = True
@@ -92,6 +95,7 @@ class CodecOptions:
     tile: "int | None" = None
     halo: int = DEFAULT_HALO
     max_pixels: "int | None" = DEFAULT_MAX_PIXELS
+    onnx_synthesis: "str | None" = None
 
     def __post_init__(self) -> None:
         if self.max_pixels is not None and (not _is_int(self.max_pixels) or self.max_pixels < 1):
@@ -180,6 +184,11 @@ class Codec:
         self.digest_hex = digest or state_digest(model.state_dict())
         self.digest = bytes.fromhex(self.digest_hex)[:8]
         self.latents = LatentCoder(model, self.device)
+        self._onnx_synthesis = None
+        if self.options.onnx_synthesis is not None:
+            from .export import OnnxSynthesis
+
+            self._onnx_synthesis = OnnxSynthesis(self.options.onnx_synthesis, self.digest_hex)
 
     # ------------------------------------------------------------------------------- qualities
     @property
@@ -234,6 +243,11 @@ class Codec:
     ) -> torch.Tensor:
         """The synthesis transform: quantised y to (unclamped) padded images, tiled when large."""
         stride = self.model.config.latent_stride
+        if self._onnx_synthesis is not None:  # the export's graph applies the inverse gain itself
+            run = self._onnx_synthesis
+            return self._run_transform(
+                lambda y: run(y, quality).to(self.device), y_hat, stride, Fraction(stride), "synthesis", progress
+            )
         y = self.model.ungain(y_hat, quality)
         return self._run_transform(self.model.g_s, y, stride, Fraction(stride), "synthesis", progress)
 
