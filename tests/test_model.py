@@ -257,3 +257,22 @@ def test_depthwise_convolution_in_float64_matches_the_library_convolution() -> N
     expected = torch.nn.functional.conv2d(x, layer.weight, layer.bias, padding=1, groups=6)
     torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
     assert list(dict(layer.named_parameters())) == ["weight", "bias"]  # reference names kept
+
+
+def test_the_forward_pass_runs_in_float64_and_agrees_with_float32() -> None:
+    """The reference maths can be checked in double precision (the likelihoods follow the input's
+    precision instead of being forced to float32)."""
+    import copy
+
+    model = random_model(TINY_VR, seed=4)
+    x = torch.rand(2, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        single = model(x, quality=torch.tensor([0.5, 1.5]))
+        double = copy.deepcopy(model).double()(x.double(), quality=torch.tensor([0.5, 1.5]))
+    assert double["x_hat"].dtype == double["likelihoods"]["y"].dtype == torch.float64
+    # A rounding decision may flip where float32 sits on a half-integer; everything else agrees.
+    for key in ("x_hat", "y_hat"):
+        a = double["x_hat"] if key == "x_hat" else double["params"]["y_hat"]
+        b = single["x_hat"] if key == "x_hat" else single["params"]["y_hat"]
+        assert ((a.float() - b).abs() < 1e-4).float().mean() > 0.99
+    torch.testing.assert_close(double["likelihoods"]["z"].float(), single["likelihoods"]["z"], rtol=1e-4, atol=1e-6)

@@ -90,8 +90,19 @@ def _add_model_flag(p: argparse.ArgumentParser, default: "str | None" = "default
     p.add_argument("--model", default=default, help=f"{text} (default: {default or 'the model that wrote the file'})")
 
 
-def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+def _add_runtime_flags(p: argparse.ArgumentParser, jobs: bool = False) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument(
+        "--threads",
+        type=_whole(1),
+        help="torch threads (default: $DCAE_THREADS, else $OMP_NUM_THREADS, else every CPU this process may use)",
+    )
+    if jobs:
+        p.add_argument(
+            "--jobs",
+            type=_whole(1),
+            help="worker processes for many files, splitting the threads (default: one per CPU, at most one per file)",
+        )
     p.add_argument(
         "--max-pixels",
         type=_whole(0),
@@ -160,17 +171,67 @@ def _write_atomically(path: Path, data: "bytes | None", image: Any = None) -> No
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def _for_each(inputs: list[Path], work: Callable[[Path], str], what: str) -> int:
-    """Run ``work(path)`` for every input with a progress bar; report failures one line each."""
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _threads(args: argparse.Namespace) -> int:
+    """The torch thread count a command asked for, else the environment's, else every CPU."""
+    if getattr(args, "threads", None):
+        return args.threads
+    for variable in ("DCAE_THREADS", "OMP_NUM_THREADS"):
+        text = os.environ.get(variable, "")
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+    return _available_cpus()
+
+
+# What one worker (or the command itself) does to one file: (path, output, state, args) -> line.
+FileWork = Callable[[Path, Path, dict, argparse.Namespace], str]
+
+
+def _code_files(work: FileWork, pairs: list[tuple[Path, Path]], args: argparse.Namespace, what: str) -> int:
+    """Run ``work`` on every (input, output) pair, with a progress bar; failures one line each.
+    The number of failures is returned. ``state`` holds what the files share (loaded codecs)."""
+    import torch
     from tqdm import tqdm
 
+    torch.set_num_threads(args.threads)
+    state: dict = {}
     failures = 0
-    for path in tqdm(inputs, desc=what, unit="file", disable=len(inputs) < 2, file=sys.stderr):
+    for path, output in tqdm(pairs, desc=what, unit="file", disable=len(pairs) < 2, file=sys.stderr):
         try:
-            tqdm.write(work(path))
+            tqdm.write(work(path, output, state, args))
         except USER_ERRORS as error:
             failures += 1
             tqdm.write(f"dcae: error: {path}: {error}", file=sys.stderr)
+    return failures
+
+
+def _for_each(work: FileWork, pairs: list[tuple[Path, Path]], args: argparse.Namespace, what: str) -> int:
+    """Code every file in this process or, for several files, in worker processes that share the
+    CPUs (``--jobs``): a worker with one thread per CPU keeps every core busy where the network's
+    own threads would wait on each other (benchmarks/folder_throughput.py)."""
+    import concurrent.futures
+    import multiprocessing
+
+    cpus = _threads(args)
+    jobs = min(args.jobs or cpus, len(pairs), cpus) if len(pairs) > 1 else 1
+    if jobs == 1:
+        failures = _code_files(work, pairs, argparse.Namespace(**{**vars(args), "threads": cpus}), what)
+        return EXIT_USER_ERROR if failures else EXIT_OK
+    worker_args = argparse.Namespace(**{**vars(args), "threads": max(1, cpus // jobs), "handler": None})
+    chunks = [pairs[i::jobs] for i in range(jobs)]
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding OpenMP threads
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [
+            pool.submit(_code_files, work, chunk, worker_args, f"{what} {i + 1}/{jobs}")
+            for i, chunk in enumerate(chunks)
+        ]
+        failures = sum(future.result() for future in futures)
     return EXIT_USER_ERROR if failures else EXIT_OK
 
 
@@ -213,7 +274,7 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     rate.add_argument("--quality", type=_number, help="rate point; higher is better quality and larger files")
     rate.add_argument("--target-bpp", type=_positive_number, help="largest bits per pixel of the file")
     rate.add_argument("--target-size", type=_size, help="largest file size, e.g. 20000, 20k or 1.5M bytes")
-    _add_runtime_flags(p)
+    _add_runtime_flags(p, jobs=True)
     p.add_argument(
         "--machine-specific",
         action="store_true",
@@ -236,7 +297,7 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     _add_model_flag(p, default=None)
     p.add_argument("--preview", type=_whole(0), metavar="K", help="decode only the first K latent slices")
     p.add_argument("--onnx", metavar="DIR", help="run the synthesis in onnxruntime from `dcae export --onnx DIR`")
-    _add_runtime_flags(p)
+    _add_runtime_flags(p, jobs=True)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(handler=_run_decompress)
 
@@ -285,29 +346,24 @@ def _codec_for(model: str, args: argparse.Namespace, **options: Any) -> Any:
 
 def _run_compress(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in args.inputs]
-    outputs = dict(zip(inputs, _plan_outputs(inputs, args.output, ".dcae", args.force)))
-    codec = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=args.optimize)
+    outputs = _plan_outputs(inputs, args.output, ".dcae", args.force)
+    _torch_device(args.device)  # a wrong device is one error, not one per file
+    return _for_each(_compress_file, list(zip(inputs, outputs)), args, "compress")
 
-    def work(path: Path) -> str:
-        progress = _Progress(str(path))
-        try:
-            result = codec.compress(
-                path,
-                quality=args.quality,
-                target_bpp=args.target_bpp,
-                target_size=args.target_size,
-                progress=progress,
-            )
-        finally:
-            progress.close()
-        _write_atomically(outputs[path], result.data)
-        quality = f", quality {result.header.quality:.3f}" if result.header.quality is not None else ""
-        return (
-            f"{path} -> {outputs[path]}: {len(result.data)} bytes, {result.bpp:.4f} bpp{quality}, "
-            f"{result.seconds:.2f} s"
+
+def _compress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
+    if "codec" not in state:
+        state["codec"] = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=args.optimize)
+    progress = _Progress(str(path))
+    try:
+        result = state["codec"].compress(
+            path, quality=args.quality, target_bpp=args.target_bpp, target_size=args.target_size, progress=progress
         )
-
-    return _for_each(inputs, work, "compress")
+    finally:
+        progress.close()
+    _write_atomically(output, result.data)
+    quality = f", quality {result.header.quality:.3f}" if result.header.quality is not None else ""
+    return f"{path} -> {output}: {len(result.data)} bytes, {result.bpp:.4f} bpp{quality}, {result.seconds:.2f} s"
 
 
 def _codec_for_file(data: bytes, args: argparse.Namespace, cache: dict) -> Any:
@@ -329,22 +385,22 @@ def _codec_for_file(data: bytes, args: argparse.Namespace, cache: dict) -> Any:
 
 def _run_decompress(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in args.inputs]
-    outputs = dict(zip(inputs, _plan_outputs(inputs, args.output, ".png", args.force)))
-    codecs: dict = {}
+    outputs = _plan_outputs(inputs, args.output, ".png", args.force)
+    _torch_device(args.device)
+    return _for_each(_decompress_file, list(zip(inputs, outputs)), args, "decompress")
 
-    def work(path: Path) -> str:
-        data = _read_file(path)
-        codec = _codec_for_file(data, args, codecs)
-        progress = _Progress(str(path))
-        try:
-            decoded = codec.decompress(data, preview_slices=args.preview, progress=progress)
-        finally:
-            progress.close()
-        image = decoded.to_pil()
-        _write_atomically(outputs[path], None, image=image)
-        return f"{path} -> {outputs[path]}: {image.width}x{image.height} {image.mode}, {decoded.seconds:.2f} s"
 
-    return _for_each(inputs, work, "decompress")
+def _decompress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
+    data = _read_file(path)
+    codec = _codec_for_file(data, args, state)
+    progress = _Progress(str(path))
+    try:
+        decoded = codec.decompress(data, preview_slices=args.preview, progress=progress)
+    finally:
+        progress.close()
+    image = decoded.to_pil()
+    _write_atomically(output, None, image=image)
+    return f"{path} -> {output}: {image.width}x{image.height} {image.mode}, {decoded.seconds:.2f} s"
 
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -426,6 +482,9 @@ def _run_roundtrip(args: argparse.Namespace) -> int:
     save = Path(args.save) if args.save else None
     if save is not None:
         _plan_outputs([Path(args.image)], args.save, save.suffix or ".png", args.force)
+    import torch
+
+    torch.set_num_threads(_threads(args))
     codec = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=args.optimize)
     array, _ = load_image(Path(args.image), max_pixels=codec.options.max_pixels)
     compressed = codec.compress(array, quality=args.quality)
@@ -656,6 +715,11 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Entry point of the ``dcae`` console script; returns the exit status."""
+    if "torch" not in sys.modules:
+        # OpenMP threads that sleep instead of spinning while they wait: on a busy machine two
+        # spinning threads ran coding 1.6x slower than one; sleeping ones match one thread there
+        # and lose about 3% on an idle machine (benchmarks/threads.py). The user's setting wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error already reported

@@ -143,7 +143,8 @@ class DCAE(nn.Module):
         self.entropy_bottleneck = FactorizedPrior(cfg.N)
         self.gaussian_conditional = GaussianConditional()
 
-        self.dt = nn.Parameter(torch.randn(cfg.dict_entries, cfg.dict_dim))
+        # Small tensors made on the CPU whatever the default device (see dcae.nn.swin).
+        self.dt = nn.Parameter(torch.randn(cfg.dict_entries, cfg.dict_dim, device="cpu"))
         sc = cfg.slice_channels
         query_dims = [2 * cfg.M + sc * cfg.support_count(i) for i in range(cfg.num_slices)]
         self.dt_cross_attention = nn.ModuleList(

@@ -1,20 +1,23 @@
-"""Reading and writing model weights: safetensors files that carry their own metadata."""
+"""Reading and writing model weights: safetensors files that carry their own metadata.
+
+PyTorch is imported by the functions that need it, so reading a file's metadata (``dcae
+models``) starts without it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-
-from .config import DCAEConfig
 from .errors import WeightsError
 from .files import atomic_write
-from .model import DCAE
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import DCAE
 
 METADATA_KEY = "dcae"
 WEIGHTS_FORMAT = "dcae-weights/1"
@@ -26,6 +29,8 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     Values are hashed as float32 so a model saved in float16 and reloaded in float32 keeps its
     identity; a decoder uses this to refuse files written with other weights.
     """
+    import torch
+
     h = hashlib.sha256()
     for name in sorted(state):
         tensor = state[name].detach().to("cpu", torch.float32).contiguous()
@@ -49,6 +54,8 @@ def save_weights(
     digest describes the weights as stored, so reloading gives the same identity. Returns the
     metadata written. The write is atomic.
     """
+    from safetensors.torch import save_file
+
     state = model_state(model)
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
@@ -101,16 +108,23 @@ def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tu
 
     Everything is checked before anything large is allocated: the metadata and its config
     (types and ranges), then the tensors' names and shapes, read from the file's header,
-    against those the config implies (found on PyTorch's "meta" device, which allocates no
-    memory).
+    against those of the model the config describes, built on PyTorch's "meta" device (no
+    memory, no random initialisation); the file's tensors then become its parameters.
     """
+    import torch
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    from .config import DCAEConfig
+    from .model import DCAE
     meta = read_metadata(path)
     try:
         config = DCAEConfig.from_dict(meta["config"])
     except (TypeError, ValueError) as error:
         raise WeightsError(f"{path}: invalid model config: {error}") from None
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in DCAE(config).state_dict().items()}
+    with torch.device("meta"):  # no memory, no random initialisation: the tensors come from the file
+        model = DCAE(config)
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     try:
         with safe_open(str(path), framework="pt") as handle:
             stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
@@ -130,8 +144,7 @@ def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tu
         state = load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise WeightsError(f"{path}: damaged dcae weights file: {error}") from None
-    model = DCAE(config)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, assign=True)
     digest = meta.get("digest")
     meta["digest"] = digest if isinstance(digest, str) and len(digest) == 64 else state_digest(state)
     return model.to(device).eval(), meta

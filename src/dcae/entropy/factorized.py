@@ -41,9 +41,10 @@ class FactorizedPrior(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(channels, widths[i + 1], 1).uniform_(-0.5, 0.5)))
             if i < len(filters):
                 self.factors.append(nn.Parameter(torch.zeros(channels, widths[i + 1], 1)))
-        self.quantiles = nn.Parameter(torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1, 1))
+        # Made on the CPU whatever the default device (see dcae.nn.swin).
+        self.quantiles = nn.Parameter(torch.tensor([-init_scale, 0.0, init_scale], device="cpu").repeat(channels, 1, 1))
         tail = math.log(2.0 / LIKELIHOOD_BOUND - 1.0)
-        self.register_buffer("target", torch.tensor([-tail, 0.0, tail]), persistent=False)
+        self.register_buffer("target", torch.tensor([-tail, 0.0, tail], device="cpu"), persistent=False)
 
     def medians(self) -> torch.Tensor:
         """Per-channel medians, shaped (C,)."""

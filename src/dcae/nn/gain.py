@@ -22,9 +22,9 @@ class GainUnits(nn.Module):
         self.points = points
         # Start from gains that grow with the rate index, so low indices give low rates.
         start = (
-            torch.linspace(-1.0, 1.0, points)[:, None].expand(points, channels).clone()
+            torch.linspace(-1.0, 1.0, points, device="cpu")[:, None].expand(points, channels).clone()
             if points > 1
-            else torch.zeros(1, channels)
+            else torch.zeros(1, channels, device="cpu")
         )
         self.log_gain = nn.Parameter(start)
         self.log_inverse_gain = nn.Parameter(-start.clone())

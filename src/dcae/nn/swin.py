@@ -8,10 +8,15 @@ from torch import nn
 
 from .blocks import ChannelScale, ConvGLU, attention
 
+# Index and mask buffers are built on the CPU whatever the default device (they follow the model
+# with .to()): building a model on PyTorch's "meta" device, to check a weights file's shapes
+# without allocating them, then needs none of the meta device's slow Python implementations.
+
 
 def _relative_position_index(window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column indices into a (2w-1, 2w-1) bias table for every query/key pair."""
-    ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    cells = torch.arange(window, device="cpu")
+    ys, xs = torch.meshgrid(cells, cells, indexing="ij")
     ys, xs = ys.flatten(), xs.flatten()
     return ys[:, None] - ys[None, :] + window - 1, xs[:, None] - xs[None, :] + window - 1
 
@@ -24,11 +29,12 @@ def _border_masks(window: int) -> tuple[torch.Tensor, torch.Tensor]:
     (N, N) mask serves every window in the last row, and another every window in the last column.
     """
     split = window - window // 2
-    ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    cells = torch.arange(window, device="cpu")
+    ys, xs = torch.meshgrid(cells, cells, indexing="ij")
     row_side = ys.flatten() >= split
     col_side = xs.flatten() >= split
-    neg_inf = torch.tensor(float("-inf"))
-    zero = torch.tensor(0.0)
+    neg_inf = torch.tensor(float("-inf"), device="cpu")
+    zero = torch.tensor(0.0, device="cpu")
     row_mask = torch.where(row_side[:, None] != row_side[None, :], neg_inf, zero)
     col_mask = torch.where(col_side[:, None] != col_side[None, :], neg_inf, zero)
     return row_mask, col_mask

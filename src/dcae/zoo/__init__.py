@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..weights import WeightsError
+from ..errors import WeightsError
 
 ZOO_DIR = Path(__file__).parent
 WEIGHTS_DIR = ZOO_DIR / "weights"
