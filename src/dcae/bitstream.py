@@ -6,7 +6,7 @@ Layout of version 2 (all integers little-endian; see ``docs/format.md``)::
     0      4    magic b"DCAE"
     4      1    format version (2; version 1 files, without the latent checksum, are read too)
     5      1    flags: bit 0 = quality present; bit 1 = portable entropy parameters (float64);
-                other bits must be 0
+                bit 2 = quality map (version 3); other bits must be 0
     6      1    colour mode of the source image (ColourMode)
     7      1    padding mode used before coding (0 replicate, 1 reflect)
     8      4    width  (1 .. MAX_SIDE)
@@ -22,6 +22,11 @@ Layout of version 2 (all integers little-endian; see ``docs/format.md``)::
     40+L   P    payload (rANS words)
     40+L+P 4    CRC32 of every preceding byte
 
+Version 3 is version 2 with a quality map (flag bit 2): between the latent checksum and the
+payload length, a count K (1 .. 16), K float32 qualities, a u32 length and that many bytes of
+zlib-compressed level indexes, one byte per latent position in raster order. Files without a
+map are still written as version 2.
+
 Every field is checked before anything is allocated from it.
 """
 
@@ -36,14 +41,17 @@ from dataclasses import dataclass
 from .errors import FormatError
 
 MAGIC = b"DCAE"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 2  # files without a quality map; with one, QUALITY_MAP_VERSION
+QUALITY_MAP_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MAX_SIDE = 32768
 MAX_PIXELS = 16384 * 16384
 MAX_PAYLOAD = 1 << 31
 MAX_FILE_BYTES = MAX_PAYLOAD + 1024  # payload plus the largest header and the CRC
 FLAG_QUALITY = 0x01
 FLAG_PORTABLE = 0x02
+FLAG_QUALITY_MAP = 0x04
+MAX_MAP_LEVELS = 16
 _FIXED = struct.Struct("<4sBBBBIIfHBB")
 _DIGEST_BYTES = 8
 
@@ -66,6 +74,48 @@ class PadMode(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class QualityMap:
+    """A quality per position of the latent y (one 16x16 pixel block each): ``levels[i]`` for
+    every position whose entry in ``indexes`` (raster order, one byte each) is ``i``."""
+
+    levels: tuple[float, ...]
+    rows: int
+    columns: int
+    indexes: bytes
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.levels) <= MAX_MAP_LEVELS:
+            raise FormatError(f"a quality map has 1..{MAX_MAP_LEVELS} levels, not {len(self.levels)}")
+        if len(self.indexes) != self.rows * self.columns:
+            raise FormatError("the quality map does not cover the image's latent positions")
+        if self.indexes and max(self.indexes) >= len(self.levels):
+            raise FormatError("the quality map names a level it does not hold")
+        if not all(math.isfinite(q) and q >= 0 for q in self.levels):
+            raise FormatError(f"invalid qualities {self.levels} in the quality map")
+
+    def _encode(self) -> bytes:
+        packed = zlib.compress(self.indexes, 9)
+        levels = struct.pack(f"<B{len(self.levels)}f", len(self.levels), *self.levels)
+        return levels + struct.pack("<I", len(packed)) + packed
+
+    @classmethod
+    def _decode(cls, data: bytes, offset: int, rows: int, columns: int) -> tuple["QualityMap", int]:
+        """The map at ``offset`` of a file whose image has latent size (rows, columns), and the
+        offset after it."""
+        end = _skip_quality_map(data, offset)
+        count = data[offset]
+        levels = struct.unpack_from(f"<{count}f", data, offset + 1)
+        unpacker = zlib.decompressobj()
+        try:  # never inflate beyond one byte per latent position: no zip bomb
+            indexes = unpacker.decompress(data[offset + 5 + 4 * count : end], rows * columns + 1)
+        except zlib.error:
+            raise FormatError("the quality map is corrupted") from None
+        if len(indexes) != rows * columns or not unpacker.eof:
+            raise FormatError("the quality map does not match the image size")
+        return cls(tuple(levels), rows, columns, indexes), end
+
+
+@dataclass(frozen=True)
 class Header:
     """Everything a decoder needs besides the payload."""
 
@@ -82,6 +132,8 @@ class Header:
     latent_checksum: "int | None" = None
     # The entropy parameters were computed in float64 (see dcae.codec); always False in version 1.
     portable: bool = False
+    # Qualities per latent position (regions of interest), version 3 only; None: ``quality`` everywhere.
+    quality_map: "QualityMap | None" = None
 
     @property
     def num_pixels(self) -> int:
@@ -91,8 +143,9 @@ class Header:
 def pack(header: Header, payload: bytes) -> bytes:
     """Serialise a header and payload into a complete ``.dcae`` file.
 
-    Writes version 2; a header without a latent checksum is written as version 1 (the layout
-    older dcae releases wrote; kept so compatibility can be tested).
+    Writes version 2, or version 3 when the header carries a quality map; a header without a
+    latent checksum is written as version 1 (the layout older dcae releases wrote; kept so
+    compatibility can be tested).
     """
     name = header.architecture.encode("ascii")
     if not 1 <= len(name) <= 32:
@@ -101,9 +154,14 @@ def pack(header: Header, payload: bytes) -> bytes:
         raise ValueError("digest must be 8 bytes")
     check_size(header.width, header.height)
     version = 1 if header.latent_checksum is None else FORMAT_VERSION
-    if version == 1 and header.portable:
-        raise ValueError("portable files need format version 2 (a latent checksum)")
+    if version == 1 and (header.portable or header.quality_map is not None):
+        raise ValueError("portable files and quality maps need format version 2 or 3 (a latent checksum)")
+    if header.quality_map is not None:
+        version = QUALITY_MAP_VERSION
+        if (header.quality_map.rows, header.quality_map.columns) != latent_size(header.width, header.height):
+            raise ValueError("the quality map must cover the image's latent positions")
     flags = (FLAG_QUALITY if header.quality is not None else 0) | (FLAG_PORTABLE if header.portable else 0)
+    flags |= FLAG_QUALITY_MAP if header.quality_map is not None else 0
     fixed = _FIXED.pack(
         MAGIC,
         version,
@@ -118,8 +176,14 @@ def pack(header: Header, payload: bytes) -> bytes:
         len(name),
     )
     checksum = b"" if version == 1 else struct.pack("<I", header.latent_checksum)
-    body = fixed + name + header.digest + checksum + struct.pack("<I", len(payload)) + payload
+    quality_map = b"" if header.quality_map is None else header.quality_map._encode()
+    body = fixed + name + header.digest + checksum + quality_map + struct.pack("<I", len(payload)) + payload
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def latent_size(width: int, height: int) -> tuple[int, int]:
+    """(rows, columns) of the latent y of an image: 64-pixel padding, then one position per 16x16 block."""
+    return -(-height // 64) * 4, -(-width // 64) * 4
 
 
 def check_size(width: int, height: int) -> None:
@@ -146,7 +210,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
             f"unsupported .dcae format version {version} (this dcae reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
-    known_flags = FLAG_QUALITY | (FLAG_PORTABLE if version >= 2 else 0)
+    known_flags = FLAG_QUALITY | (FLAG_PORTABLE if version >= 2 else 0) | (FLAG_QUALITY_MAP if version >= 3 else 0)
     if flags & ~known_flags:
         raise FormatError(f"unknown flags 0x{flags:02x} in .dcae header")
     try:
@@ -175,6 +239,11 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     offset += _DIGEST_BYTES
     latent_checksum = struct.unpack_from("<I", data, offset)[0] if checksum_bytes else None
     offset += checksum_bytes
+    map_offset = offset
+    if flags & FLAG_QUALITY_MAP:  # skipped now, read once the CRC has vouched for it
+        offset = _skip_quality_map(data, offset)
+    if len(data) < offset + 8:
+        raise FormatError("truncated .dcae file (header incomplete)")
     (payload_length,) = struct.unpack_from("<I", data, offset)
     offset += 4
     if payload_length > MAX_PAYLOAD or offset + payload_length + 4 != len(data):
@@ -184,6 +253,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     (stored_crc,) = struct.unpack_from("<I", data, offset + payload_length)
     if zlib.crc32(data[: offset + payload_length]) != stored_crc:
         raise FormatError(".dcae file is corrupted (CRC32 mismatch)")
+    quality_map = None
+    if flags & FLAG_QUALITY_MAP:
+        quality_map, _ = QualityMap._decode(data, map_offset, *latent_size(width, height))
     header = Header(
         width=width,
         height=height,
@@ -196,6 +268,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         pad_mode=pad_mode,
         latent_checksum=latent_checksum,
         portable=bool(flags & FLAG_PORTABLE),
+        quality_map=quality_map,
     )
     return header, data[offset : offset + payload_length]
 
@@ -211,7 +284,23 @@ def model_digest(data: bytes) -> bytes:
     return unpack(data)[0].digest  # raises the FormatError that names the problem
 
 
+def _skip_quality_map(data: bytes, offset: int) -> int:
+    """The offset just after a quality map section (its lengths checked, its contents not read)."""
+    if offset >= len(data):
+        raise FormatError("truncated .dcae file (quality map missing)")
+    count = data[offset]
+    end = offset + 1 + 4 * count + 4
+    if not 1 <= count <= MAX_MAP_LEVELS or len(data) < end:
+        raise FormatError(f"invalid or truncated quality map ({count} levels)")
+    (length,) = struct.unpack_from("<I", data, end - 4)
+    if length > len(data) - end:
+        raise FormatError("truncated .dcae file (quality map)")
+    return end + length
+
+
 def header_size(header: Header) -> int:
     """Bytes of a file that are not payload (header plus CRC)."""
     checksum_bytes = 0 if header.latent_checksum is None else 4
-    return _FIXED.size + len(header.architecture.encode("ascii")) + _DIGEST_BYTES + checksum_bytes + 4 + 4
+    quality_map = 0 if header.quality_map is None else len(header.quality_map._encode())
+    name = len(header.architecture.encode("ascii"))
+    return _FIXED.size + name + _DIGEST_BYTES + checksum_bytes + quality_map + 4 + 4

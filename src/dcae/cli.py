@@ -274,6 +274,8 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     rate.add_argument("--quality", type=_number, help="rate point; higher is better quality and larger files")
     rate.add_argument("--target-bpp", type=_positive_number, help="largest bits per pixel of the file")
     rate.add_argument("--target-size", type=_size, help="largest file size, e.g. 20000, 20k or 1.5M bytes")
+    p.add_argument("--roi", metavar="MASK", help="region of interest: an image of the same size, non-zero inside")
+    p.add_argument("--roi-quality", type=_number, metavar="Q", help="quality inside --roi (outside: --quality)")
     _add_runtime_flags(p, jobs=True)
     p.add_argument(
         "--machine-specific",
@@ -354,16 +356,39 @@ def _run_compress(args: argparse.Namespace) -> int:
 def _compress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
     if "codec" not in state:
         state["codec"] = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=args.optimize)
+    codec = state["codec"]
+    rate = {"quality": args.quality, "target_bpp": args.target_bpp, "target_size": args.target_size}
+    if args.roi is not None:
+        rate = {"quality_map": _roi_map(path, args, codec)}
     progress = _Progress(str(path))
     try:
-        result = state["codec"].compress(
-            path, quality=args.quality, target_bpp=args.target_bpp, target_size=args.target_size, progress=progress
-        )
+        result = codec.compress(path, progress=progress, **rate)
     finally:
         progress.close()
     _write_atomically(output, result.data)
     quality = f", quality {result.header.quality:.3f}" if result.header.quality is not None else ""
     return f"{path} -> {output}: {len(result.data)} bytes, {result.bpp:.4f} bpp{quality}, {result.seconds:.2f} s"
+
+
+def _roi_map(path: Path, args: argparse.Namespace, codec: Any) -> Any:
+    """The quality map of ``--roi MASK --roi-quality Q`` (outside the mask: ``--quality``)."""
+    import numpy as np
+    from PIL import Image
+
+    from .imageio import load_image
+    from .quality_map import roi_quality_map
+
+    if args.roi_quality is None or args.target_bpp is not None or args.target_size is not None:
+        raise UserError("--roi needs --roi-quality (and --quality for outside it, not a rate target)")
+    image, _ = load_image(path, codec.options.max_pixels)
+    mask, _ = load_image(Path(args.roi), codec.options.max_pixels)
+    if mask.shape != image.shape:
+        raise UserError(
+            f"the --roi mask is {mask.shape[1]}x{mask.shape[0]}, the image {image.shape[1]}x{image.shape[0]}"
+        )
+    inside = np.asarray(Image.fromarray(mask).convert("L")) > 127
+    outside = codec.check_quality(args.quality)
+    return roi_quality_map(inside, outside, args.roi_quality)
 
 
 def _codec_for_file(data: bytes, args: argparse.Namespace, cache: dict) -> Any:
@@ -431,6 +456,12 @@ def _run_info(args: argparse.Namespace) -> int:
         "format_version": data[4],
         "portable": header.portable,
         "latent_checksum": None if header.latent_checksum is None else f"{header.latent_checksum:08x}",
+        "quality_map": None
+        if header.quality_map is None
+        else {
+            "levels": list(header.quality_map.levels),
+            "blocks": [header.quality_map.indexes.count(i) for i in range(len(header.quality_map.levels))],
+        },
     }
     if args.json:
         print(json.dumps(info, indent=2))

@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from . import bitstream
+from . import quality_map as quality_maps
 from .bitstream import ColourMode, Header, PadMode
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE
 from .errors import FormatError, ModelMismatchError, QualityError
@@ -239,11 +240,13 @@ class Codec:
         return self._run_transform(self.model.g_a, x.to(self.device, torch.float32), 1, latent, "analysis", progress)
 
     def reconstruct(
-        self, y_hat: torch.Tensor, quality: "float | None", progress: "Progress | None" = None
+        self, y_hat: torch.Tensor, quality: "float | torch.Tensor | None", progress: "Progress | None" = None
     ) -> torch.Tensor:
-        """The synthesis transform: quantised y to (unclamped) padded images, tiled when large."""
+        """The synthesis transform: quantised y to (unclamped) padded images, tiled when large
+        (``quality`` a number, or a (1, 1, rows, columns) map of the latent positions)."""
         stride = self.model.config.latent_stride
-        if self._onnx_synthesis is not None:  # the export's graph applies the inverse gain itself
+        if self._onnx_synthesis is not None and not isinstance(quality, torch.Tensor):
+            # the export's graph applies the inverse gain itself (one quality for the image)
             run = self._onnx_synthesis
             return self._run_transform(
                 lambda y: run(y, quality).to(self.device), y_hat, stride, Fraction(stride), "synthesis", progress
@@ -252,8 +255,8 @@ class Codec:
         return self._run_transform(self.model.g_s, y, stride, Fraction(stride), "synthesis", progress)
 
     @torch.inference_mode()
-    def encode_features(self, features: torch.Tensor, quality: "float | None") -> EncodedLatents:
-        """Entropy-code analysis features (from :meth:`analyse`) at ``quality``."""
+    def encode_features(self, features: torch.Tensor, quality: "float | torch.Tensor | None") -> EncodedLatents:
+        """Entropy-code analysis features (from :meth:`analyse`) at ``quality`` (a number or a map)."""
         y = self.model.gain(features, quality)
         return self.encode_latents(y, self.model.h_a(y))
 
@@ -270,23 +273,28 @@ class Codec:
         target_bpp: "float | None" = None,
         target_size: "int | None" = None,
         progress: "Progress | None" = None,
+        quality_map: "np.ndarray | None" = None,
     ) -> CompressedImage:
         """Compress one image (path, PIL image or array) to a ``.dcae`` file.
 
-        Give at most one of ``quality``, ``target_bpp`` (bits per pixel of the whole file) or
-        ``target_size`` (bytes of the whole file). With a target, the quality is found by
-        bisection so the file lands at or below the target, within 3% of it where the model's
-        range allows; a target below the smallest file the model can write raises
-        :class:`QualityError`. ``progress`` hears about long stages (tiles of a large image, the
-        steps of rate control).
+        Give at most one of ``quality``, ``target_bpp`` (bits per pixel of the whole file),
+        ``target_size`` (bytes of the whole file) or ``quality_map`` (an (H, W) array with a
+        quality per pixel, e.g. from :func:`dcae.quality_map.roi_quality_map`: regions of
+        interest; each 16x16 block takes its highest quality, at most 16 distinct ones). With a
+        target, the quality is found by bisection so the file lands at or below the target,
+        within 3% of it where the model's range allows; a target below the smallest file the
+        model can write raises :class:`QualityError`. ``progress`` hears about long stages
+        (tiles of a large image, the steps of rate control).
         """
         start = time.perf_counter()
-        given = [v is not None for v in (quality, target_bpp, target_size)]
+        given = [v is not None for v in (quality, target_bpp, target_size, quality_map)]
         if sum(given) > 1:
-            raise QualityError("give only one of quality, target_bpp and target_size")
+            raise QualityError("give only one of quality, target_bpp, target_size and quality_map")
         array, mode = load_image(image, self.options.max_pixels)
         height, width = array.shape[:2]
         bitstream.check_size(width, height)
+        if quality_map is not None:
+            return self._compress_with_map(array, mode, quality_map, start, progress)
         if target_bpp is None and target_size is None:
             return self._compress_arrays([array], [mode], self.check_quality(quality), start, progress)[0]
         if target_bpp is not None:
@@ -296,6 +304,24 @@ class Codec:
         if not _is_real(target_size) or not math.isfinite(target_size) or target_size < 1:
             raise QualityError(f"target size must be a positive number of bytes, got {target_size!r}")
         data = self._compress_to_size(array, mode, int(min(target_size, bitstream.MAX_FILE_BYTES)), progress)
+        return CompressedImage(data, bitstream.unpack(data)[0], time.perf_counter() - start)
+
+    def _compress_with_map(
+        self, array: np.ndarray, mode: ColourMode, pixel_map: np.ndarray, start: float, progress: "Progress | None"
+    ) -> CompressedImage:
+        if not self.variable_rate:
+            raise QualityError("a quality map needs a variable-rate model (this one has a single rate)")
+        if self.options.optimize_steps:
+            raise QualityError("latent optimisation does not take a quality map")
+        height, width = array.shape[:2]
+        latent_map = quality_maps.to_latent_map(pixel_map, width, height)
+        for level in latent_map.levels:
+            self.check_quality(level)
+        x = pad_image(image_tensor(array[None]), self.model.stride, self.options.pad_mode)
+        with torch.inference_mode():
+            coded = self.encode_features(self.analyse(x, progress), quality_maps.as_tensor(latent_map, self.device))
+        dominant = quality_maps.dominant_quality(latent_map)
+        data = self._pack(coded.payloads[0], coded.checksums[0], width, height, dominant, mode, latent_map)
         return CompressedImage(data, bitstream.unpack(data)[0], time.perf_counter() - start)
 
     def compress_batch(self, images: Sequence[ImageLike], quality: "float | None" = None) -> list[CompressedImage]:
@@ -371,7 +397,14 @@ class Codec:
         return found.y, found.z
 
     def _pack(
-        self, payload: bytes, checksum: int, width: int, height: int, quality: "float | None", mode: ColourMode
+        self,
+        payload: bytes,
+        checksum: int,
+        width: int,
+        height: int,
+        quality: "float | None",
+        mode: ColourMode,
+        quality_map: "bitstream.QualityMap | None" = None,
     ) -> bytes:
         header = Header(
             width=width,
@@ -385,6 +418,7 @@ class Codec:
             pad_mode=self.options.pad_mode,
             latent_checksum=checksum,
             portable=self.options.portable,
+            quality_map=quality_map,
         )
         return bitstream.pack(header, payload)
 
@@ -404,9 +438,12 @@ class Codec:
             raise FormatError("slice count in the header does not match the model")
         if (header.quality is None) == self.variable_rate:
             raise FormatError("the header's quality setting does not fit this model")
-        if header.quality is not None:
+        qualities = [header.quality] if header.quality is not None else []
+        if header.quality_map is not None:
+            qualities += header.quality_map.levels
+        for quality in qualities:
             try:
-                self.model.check_quality(header.quality)
+                self.model.check_quality(quality)
             except ValueError as error:
                 raise FormatError(f"the header's quality is invalid for this model: {error}") from None
         return header, payload
@@ -437,10 +474,19 @@ class Codec:
             raise QualityError(f"preview_slices must be a whole number in 0..{slices}, got {preview_slices!r}")
         parsed = [self.read_header(data) for data in files]
         first = parsed[0][0]
-        key = (first.width, first.height, first.quality, first.scale_table_size, first.portable)
-        for header, _ in parsed[1:]:
-            if (header.width, header.height, header.quality, header.scale_table_size, header.portable) != key:
-                raise ValueError("batched decoding needs files of one size, quality and coder setting")
+
+        def setting(header: Header) -> tuple:
+            return (
+                header.width,
+                header.height,
+                header.quality,
+                header.scale_table_size,
+                header.portable,
+                header.quality_map,
+            )
+
+        if any(setting(header) != setting(first) for header, _ in parsed[1:]):
+            raise ValueError("batched decoding needs files of one size, quality and coder setting")
         stride, latent_stride = self.model.config.stride, self.model.config.latent_stride
         latent_size = (
             math.ceil(first.height / stride) * stride // latent_stride,
@@ -460,8 +506,11 @@ class Codec:
             preview_slices,
             [header.latent_checksum for header, _ in parsed],
         )
+        quality: "float | torch.Tensor | None" = first.quality
+        if first.quality_map is not None:
+            quality = quality_maps.as_tensor(first.quality_map, self.device)
         with torch.inference_mode():
-            x_hat = self.reconstruct(y_hat, first.quality, progress)
+            x_hat = self.reconstruct(y_hat, quality, progress)
         pixels = to_uint8(x_hat[..., : first.height, : first.width])
         share = (time.perf_counter() - start) / len(parsed)
         return [DecodedImage(p, header, share) for p, (header, _) in zip(pixels, parsed)]

@@ -117,6 +117,7 @@ def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tu
 
     from .config import DCAEConfig
     from .model import DCAE
+
     meta = read_metadata(path)
     try:
         config = DCAEConfig.from_dict(meta["config"])

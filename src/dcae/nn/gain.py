@@ -40,7 +40,8 @@ class GainUnits(nn.Module):
         return values.exp()
 
     def gain(self, quality: "float | torch.Tensor") -> torch.Tensor:
-        """Encoder gains shaped (1, C, 1, 1) for a scalar quality or (B, C, 1, 1) for a batch."""
+        """Encoder gains shaped (1, C, 1, 1) for a scalar quality, (B, C, 1, 1) for one quality
+        per image, or (B, C, h, w) for a quality map shaped (B, 1, h, w) (one per latent position)."""
         return self._as_map(self._interpolate(self.log_gain, quality))
 
     def inverse_gain(self, quality: "float | torch.Tensor") -> torch.Tensor:
@@ -49,4 +50,6 @@ class GainUnits(nn.Module):
 
     @staticmethod
     def _as_map(values: torch.Tensor) -> torch.Tensor:
+        if values.dim() == 5:  # a quality map: (B, 1, h, w, C) -> (B, C, h, w)
+            return values[:, 0].permute(0, 3, 1, 2)
         return values.reshape(-1, values.shape[-1], 1, 1)
