@@ -4,9 +4,10 @@ The analysis transform is trained to be good on average; for a given image, a fe
 steps on the latents themselves lower that image's rate-distortion cost further. Only the
 encoder does this work: the decoder, the file format and the weights stay as they are.
 
-Every step also evaluates the exact objective (hard rounding everywhere, as the codec codes and
-decodes), so the search keeps the best latents it has seen: by the model's own measure of rate
-and distortion, the result never costs more than the plain encoder's latents.
+Every step also evaluates the objective with hard rounding everywhere, as the codec codes and
+decodes (the rate as the model's likelihoods count it, within about 0.5% of the file's payload),
+so the search keeps the best latents it has seen: by the model's own measure of rate and
+distortion, the result never costs more than the plain encoder's latents.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def rate_distortion_costs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image costs ``bpp + lambda * 255^2 * MSE`` of coding (y, z) for the padded batch ``x``.
 
-    Returns ``(proxy, exact)``, both shaped (B,). ``exact`` is what the codec would spend: hard
-    rounding everywhere (no gradient). ``proxy`` is what the search descends: the rate of the
+    Returns ``(proxy, exact)``, both shaped (B,). ``exact`` is the model's measure of what the
+    codec spends: hard rounding everywhere, the rate as ``-log2`` of the likelihoods (no
+    gradient). ``proxy`` is what the search descends: the rate of the
     latents under additive uniform noise (rounding's smooth stand-in, whose gradient steers far
     better than a straight-through one) and the distortion of the hard-rounded reconstruction
     with straight-through gradients. Distortion counts only the top-left ``size`` (height,
