@@ -337,3 +337,18 @@ def test_mistakes_are_reported_even_when_training_cannot_be_imported(image, monk
         monkeypatch.setitem(sys.modules, name, None)
     assert main(["compress", str(image.parent / "missing.png")]) == 1
     assert "not found" in _error_line(capsys.readouterr().err)
+
+
+def test_thread_settings_are_honoured(image: Path, tiny_weights: Path, monkeypatch, capsys) -> None:
+    import torch
+
+    seen = []
+    original = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.append(n) or original(n))
+    argv = ["roundtrip", str(image), "--model", str(tiny_weights)]
+    assert main([*argv, "--threads", "1"]) == 0
+    monkeypatch.setenv("DCAE_THREADS", "2")
+    assert main(argv) == 0
+    assert seen == [1, 2]
+    assert main([*argv, "--threads", "0"]) == 1  # a whole number of at least 1
+    assert "must be at least 1" in _error_line(capsys.readouterr().err)
