@@ -35,6 +35,8 @@ variant_flags() {
         lr-1e-4) echo "--lr 1e-4" ;;                           # faster, not averaged
         high-rates) echo "--lambda-weights 1 1 1 1.5 2 2.5" ;; # more draws where the curve is flat
         crops-128) echo "--patch 128 --batch-size 32" ;;       # same pixels per step, more crops
+        habit-decay) echo "--lr-milestones 280 --lr-gamma 0.3" ;; # the habit, cut to 30% two thirds in
+        low-lr) echo "--lr 1e-5" ;;                              # barely moving: what held-back photos cost
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }

@@ -259,8 +259,8 @@ def test_format_errors_name_the_problem() -> None:
     with pytest.raises(FormatError, match="unknown flags"):
         bitstream.unpack(bytes(old))
     future = bytearray(data)
-    future[4] = 3
-    with pytest.raises(FormatError, match="format version 3"):
+    future[4] = 4
+    with pytest.raises(FormatError, match="format version 4"):
         bitstream.unpack(bytes(future))
     assert bitstream.model_digest(data) == header.digest
 
