@@ -143,3 +143,19 @@ def test_cli_optimize_flag(tmp_path: Path, tiny_weights: Path, capsys) -> None:
     assert "Traceback" not in err and "training lambda" in err.strip().splitlines()[-1]
     assert main(["roundtrip", str(source), "--optimize", "-1"]) == 1
     assert "--optimize: must be at least 0" in capsys.readouterr().err
+
+
+def test_effort_levels_are_named_step_counts(tmp_path: Path, tiny_weights: Path, capsys) -> None:
+    from dcae.latent_optimization import EFFORT_STEPS
+
+    assert EFFORT_STEPS[0] == 0 and list(EFFORT_STEPS) == sorted(EFFORT_STEPS)
+    source = tmp_path / "photo.png"
+    Image.fromarray(random_image(48, 80)).save(source)
+    plain, effort = tmp_path / "plain.dcae", tmp_path / "effort.dcae"
+    assert main(["compress", str(source), "-o", str(plain), "--quality", "2"]) == 0
+    assert main(["compress", str(source), "-o", str(effort), "--quality", "2", "--effort", "1"]) == 0
+    assert plain.read_bytes() != effort.read_bytes()  # the latents were optimised
+    assert main(["compress", str(source), "-o", str(effort), "--force", "--effort", str(len(EFFORT_STEPS))]) == 1
+    assert "--effort is 0.." in capsys.readouterr().err
+    assert main(["compress", str(source), "--effort", "1", "--optimize", "3"]) == 1
+    assert "not allowed with" in capsys.readouterr().err

@@ -282,14 +282,7 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="faster files that decode only on machines computing like this one (entropy model in float32)",
     )
-    p.add_argument(
-        "--optimize",
-        type=_whole(0),
-        default=0,
-        metavar="STEPS",
-        help="adapt each image's latents in STEPS gradient steps before coding: smaller files at equal "
-        "quality, much slower encoding (images up to 1536x1536; decoding unchanged)",
-    )
+    _add_effort_flags(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(handler=_run_compress)
 
@@ -318,10 +311,40 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=_number, help="rate point (default: the middle of the model's range)")
     _add_runtime_flags(p)
     p.add_argument("--machine-specific", action="store_true", help="code as `compress --machine-specific` does")
-    p.add_argument("--optimize", type=_whole(0), default=0, metavar="STEPS", help="as `compress --optimize`")
+    _add_effort_flags(p)
     p.add_argument("--save", metavar="PNG", help="also write the decoded image here")
     p.add_argument("--force", action="store_true", help="overwrite the --save file")
     p.set_defaults(handler=_run_roundtrip)
+
+
+def _add_effort_flags(p: argparse.ArgumentParser) -> None:
+    from .latent_optimization import EFFORT_STEPS
+
+    effort = p.add_mutually_exclusive_group()
+    levels = ", ".join(f"{level}: {steps}" for level, steps in enumerate(EFFORT_STEPS))
+    effort.add_argument(
+        "--effort",
+        type=_whole(0),
+        help=f"encoder effort 0..{len(EFFORT_STEPS) - 1}: smaller files for more encoding time "
+        f"(latent optimisation steps per level: {levels}; decoding unchanged; default 0)",
+    )
+    effort.add_argument(
+        "--optimize",
+        type=_whole(0),
+        metavar="STEPS",
+        help="the same as --effort with any number of latent optimisation steps (images up to 1536x1536)",
+    )
+
+
+def _optimize_steps(args: argparse.Namespace) -> int:
+    """Latent optimisation steps of ``--effort`` or ``--optimize``."""
+    from .latent_optimization import EFFORT_STEPS
+
+    if args.effort is not None:
+        if args.effort >= len(EFFORT_STEPS):
+            raise UserError(f"--effort is 0..{len(EFFORT_STEPS) - 1}, not {args.effort}")
+        return EFFORT_STEPS[args.effort]
+    return args.optimize or 0
 
 
 def _torch_device(text: str) -> Any:
@@ -355,7 +378,9 @@ def _run_compress(args: argparse.Namespace) -> int:
 
 def _compress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
     if "codec" not in state:
-        state["codec"] = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=args.optimize)
+        state["codec"] = _codec_for(
+            args.model, args, portable=not args.machine_specific, optimize_steps=_optimize_steps(args)
+        )
     codec = state["codec"]
     rate = {"quality": args.quality, "target_bpp": args.target_bpp, "target_size": args.target_size}
     if args.roi is not None:
@@ -516,7 +541,7 @@ def _run_roundtrip(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(_threads(args))
-    codec = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=args.optimize)
+    codec = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=_optimize_steps(args))
     array, _ = load_image(Path(args.image), max_pixels=codec.options.max_pixels)
     compressed = codec.compress(array, quality=args.quality)
     decoded = codec.decompress(compressed.data)
