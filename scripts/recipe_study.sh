@@ -37,6 +37,7 @@ variant_flags() {
         crops-128) echo "--patch 128 --batch-size 32" ;;       # same pixels per step, more crops
         habit-decay) echo "--lr-milestones 280 --lr-gamma 0.3" ;; # the habit, cut to 30% two thirds in
         low-lr) echo "--lr 1e-5" ;;                              # barely moving: what held-back photos cost
+        warmup) echo "--lr-warmup-steps 100" ;;                 # the habit, easing a fresh Adam in
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from dcae.cli import main
 from dcae.training import ConfigError, DataError, RandomCropDataset, ResumableSampler, Trainer, load_train_config
+from dcae.training.trainer import learning_rate_factor
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +238,46 @@ def test_resumed_run_follows_the_new_schedule(image_folder: Path, tmp_path: Path
     Trainer(_config(image_folder, run, steps=6, lr_milestones=[4], lr_gamma=0.5), resume=True).run()
     lrs = _logged_lrs(run)
     assert lrs[3] == pytest.approx(1e-3) and lrs[6] == pytest.approx(5e-4)
+
+
+def test_learning_rate_warms_up_then_decays_at_milestones(image_folder: Path, tmp_path: Path) -> None:
+    cfg = _config(image_folder, tmp_path / "w", lr_warmup_steps=4, lr_milestones=[6], lr_gamma=0.5)
+    factors = [learning_rate_factor(step, cfg) for step in range(8)]
+    assert factors == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 0.5, 0.5]
+    assert learning_rate_factor(0, _config(image_folder, tmp_path / "w")) == 1.0  # no warm-up by default
+    with pytest.raises(ConfigError, match="lr_warmup_steps"):
+        _config(image_folder, tmp_path / "w", lr_warmup_steps=-1)
+
+
+def test_a_run_warms_up_its_learning_rate(image_folder: Path, tmp_path: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    run = tmp_path / "warm"
+    Trainer(_config(image_folder, run, steps=5, lr_warmup_steps=3)).run()
+    lrs = _logged_lrs(run)  # the rate each logged step leaves for the next one
+    assert lrs[1] == pytest.approx(2e-3 / 3) and lrs[2] == pytest.approx(1e-3) == lrs[5]
+
+
+def test_a_run_saved_with_a_step_decay_scheduler_resumes(image_folder: Path, tmp_path: Path) -> None:
+    """Runs saved before warm-up existed kept PyTorch's MultiStepLR state; they resume at their step."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    run = tmp_path / "old"
+    Trainer(_config(image_folder, run, steps=3)).run()
+    state_path = run / "latest.state.pt"
+    state = torch.load(state_path, weights_only=True)
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    old = torch.optim.lr_scheduler.MultiStepLR(optimizer, [100], 0.1)
+    for _ in range(3):
+        optimizer.step()
+        old.step()
+    state["scheduler"] = old.state_dict()
+    torch.save(state, state_path)
+    Trainer(_config(image_folder, run, steps=6, lr_milestones=[4], lr_gamma=0.5), resume=True).run()
+    lrs = _logged_lrs(run)
+    assert lrs[3] == pytest.approx(1e-3) and lrs[4] == pytest.approx(5e-4) == lrs[6]
 
 
 def test_a_signal_to_the_whole_process_group_stops_training_cleanly(image_folder: Path, tmp_path: Path) -> None:

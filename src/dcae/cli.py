@@ -586,6 +586,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_positive_number)
     p.add_argument("--lr-milestones", type=_whole(1), nargs="*")
     p.add_argument("--lr-gamma", type=_positive_number, help="learning-rate factor at each milestone")
+    p.add_argument(
+        "--lr-warmup-steps", type=_whole(0), help="raise the learning rate linearly over a run's first steps"
+    )
     p.add_argument("--clip", type=_number)
     p.add_argument("--aux-lr", type=_positive_number)
     p.add_argument("--ema-decay", type=_number, help="keep a moving average of the weights (e.g. 0.999)")

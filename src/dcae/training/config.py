@@ -45,6 +45,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_milestones: list[int] = field(default_factory=list)
     lr_gamma: float = 0.1
+    lr_warmup_steps: int = 0  # linear warm-up of the learning rate over a run's first steps; 0: none
     clip: float = 1.0
     aux_lr: float = 1e-3
     ema_decay: float = 0.0  # exponential moving average of the weights, saved as ema.safetensors; 0: off
@@ -100,6 +101,8 @@ class TrainConfig:
             problems.append(f"amp must be 'auto', 'bf16' or 'off', not {self.amp!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             problems.append(f"device must be 'auto', 'cpu' or 'cuda[:N]', not {self.device!r}")
+        if not isinstance(self.lr_warmup_steps, int) or self.lr_warmup_steps < 0:
+            problems.append("lr_warmup_steps must be a non-negative number of steps")
         if sorted(self.lr_milestones) != list(self.lr_milestones):
             problems.append("lr_milestones must be increasing step numbers")
         if problems:

@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,14 @@ from .logs import RunLog
 from .validation import load_validation_images, measure_rd
 
 STOP_REASONS = ("", "time limit reached", "stopped by a signal", "CPU budget spent")
+
+
+def learning_rate_factor(step: int, config: TrainConfig) -> float:
+    """The learning rate at ``step`` (0-based, counted over resumes) as a fraction of ``config.lr``:
+    a linear warm-up over ``lr_warmup_steps`` (a fresh Adam's first steps are the largest), then a
+    factor ``lr_gamma`` at each of ``lr_milestones``."""
+    warm_up = min(1.0, (step + 1) / config.lr_warmup_steps) if config.lr_warmup_steps else 1.0
+    return warm_up * config.lr_gamma ** sum(step >= milestone for milestone in config.lr_milestones)
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
@@ -103,7 +110,10 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.main_parameters(), lr=config.lr)
         self.aux_optimizer = torch.optim.Adam(self.model.aux_parameters(), lr=config.aux_lr)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, config.lr_milestones, config.lr_gamma)
+        # The factor is read from the config at every step, so a resumed run follows its new config.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: learning_rate_factor(step, config)
+        )
         # The weights' moving average: smoother than the last step's weights at a higher learning rate.
         self.ema = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
@@ -156,11 +166,8 @@ class Trainer:
         state = load_state(self.out / "latest.state.pt")
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        # The config's schedule (milestones and factor) wins over the saved one, so a resumed run
-        # can change it; the current learning rate itself continues from the optimiser state.
-        self.scheduler.milestones = Counter(self.cfg.lr_milestones)
-        self.scheduler.gamma = self.cfg.lr_gamma
+        # Runs saved before warm-up existed kept a step-decay scheduler: only its step count matters.
+        self.scheduler.load_state_dict({"lr_lambdas": [None], **state["scheduler"]})
         self.step = int(state["step"])
         self.best = float(state["best"])
         self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
