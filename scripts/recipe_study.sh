@@ -38,6 +38,9 @@ variant_flags() {
         habit-decay) echo "--lr-milestones 280 --lr-gamma 0.3" ;; # the habit, cut to 30% two thirds in
         low-lr) echo "--lr 1e-5" ;;                              # barely moving: what held-back photos cost
         warmup) echo "--lr-warmup-steps 100" ;;                 # the habit, easing a fresh Adam in
+        # A second budget after habit's: its optimiser state kept, or a fresh one (as every phase did).
+        second-kept) echo "--cpu-budget-minutes $((BUDGET * 2))" ;;
+        second-fresh) echo "--init-from $STUDY/habit/latest.safetensors" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
@@ -66,13 +69,18 @@ quick_eval "$START" "$STUDY/start"
 for name in "${VARIANTS[@]}"; do
     read -r -a flags <<< "$(variant_flags "$name")"
     run="$STUDY/$name"
+    budget=$BUDGET
+    if [ "$name" = second-kept ]; then
+        budget=$((BUDGET * 2))
+        [ -d "$run" ] || { mkdir "$run" && cp "$STUDY"/habit/latest.* "$STUDY"/habit/log.csv "$run"/; }
+    fi
     resume=()
     [ -f "$run/latest.safetensors" ] && resume=(--resume)
     echo "== $name: ${flags[*]:-(shared recipe)}"
     "$DCAE" train "${common[@]}" "${flags[@]}" --out "$run" "${resume[@]}" 2> "$run.train.log" || {
         tail -n 5 "$run.train.log" >&2; exit 1; }
     # A run stopped early (a signal, the session's end) is resumed by the next call, not measured.
-    python - "$run/latest.json" "$BUDGET" <<'EOF' || exit 1
+    python - "$run/latest.json" "$budget" <<'EOF' || exit 1
 import json, sys
 spent = json.load(open(sys.argv[1]))["cpu_seconds"] / 60
 if spent < float(sys.argv[2]) - 0.1:
