@@ -497,3 +497,11 @@ def test_a_decompression_bomb_among_training_photos_is_skipped(image_folder: Pat
     with pytest.warns(UserWarning, match="bomb.png"):
         dataset = RandomCropDataset(folder, patch=64)
     assert folder / "bomb.png" not in dataset.paths and len(dataset) == 6
+
+
+def test_every_shipped_config_is_valid() -> None:
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+    assert configs, "the repository's configs/ folder is missing"
+    for path in configs:
+        config = load_train_config(path)
+        assert config.holdout > 0 or config.val_data, f"{path.name} would validate on nothing held back"
