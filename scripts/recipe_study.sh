@@ -38,6 +38,7 @@ variant_flags() {
         habit-decay) echo "--lr-milestones 280 --lr-gamma 0.3" ;; # the habit, cut to 30% two thirds in
         low-lr) echo "--lr 1e-5" ;;                              # barely moving: what held-back photos cost
         warmup) echo "--lr-warmup-steps 100" ;;                 # the habit, easing a fresh Adam in
+        habit-seed17) echo "--seed 17" ;;                        # the habit on other crops: training noise
         # A second budget after habit's: its optimiser state kept, or a fresh one (as every phase did).
         second-kept) echo "--cpu-budget-minutes $((BUDGET * 2))" ;;
         second-fresh) echo "--init-from $STUDY/habit/latest.safetensors" ;;
