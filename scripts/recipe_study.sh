@@ -26,7 +26,7 @@ HELD="$STUDY/holdout"
 # The recipe every variant shares (the shipped model's CPU phases), then the variant's changes.
 common=(configs/compact-gpu.toml --init-from "$START" --train-data "$DATA" --holdout "$HOLDOUT" --val-data ""
     --val-every 1000000 --downscale 0.6 1.0 --batch-size 8 --workers 0 --threads 1 --device cpu --amp bf16
-    --compile --seed 16 --lr 3e-5 --cpu-budget-minutes "$BUDGET" --checkpoint-minutes 5 --log-every 25)
+    --compile --seed 16 --lr 3e-5 --checkpoint-minutes 5 --log-every 25)
 
 variant_flags() {
     case "$1" in
@@ -40,7 +40,7 @@ variant_flags() {
         warmup) echo "--lr-warmup-steps 100" ;;                 # the habit, easing a fresh Adam in
         habit-seed17) echo "--seed 17" ;;                        # the habit on other crops: training noise
         # A second budget after habit's: its optimiser state kept, or a fresh one (as every phase did).
-        second-kept) echo "--cpu-budget-minutes $((BUDGET * 2))" ;;
+        second-kept) echo "" ;;                                   # habit's run resumed (see the loop)
         second-fresh) echo "--init-from $STUDY/habit/latest.safetensors" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
@@ -78,7 +78,8 @@ for name in "${VARIANTS[@]}"; do
     resume=()
     [ -f "$run/latest.safetensors" ] && resume=(--resume)
     echo "== $name: ${flags[*]:-(shared recipe)}"
-    "$DCAE" train "${common[@]}" "${flags[@]}" --out "$run" "${resume[@]}" 2> "$run.train.log" || {
+    "$DCAE" train "${common[@]}" --cpu-budget-minutes "$budget" "${flags[@]}" --out "$run" "${resume[@]}" \
+        2> "$run.train.log" || {
         tail -n 5 "$run.train.log" >&2; exit 1; }
     # A run stopped early (a signal, the session's end) is resumed by the next call, not measured.
     python - "$run/latest.json" "$budget" <<'EOF' || exit 1

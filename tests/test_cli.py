@@ -339,6 +339,18 @@ def test_mistakes_are_reported_even_when_training_cannot_be_imported(image, monk
     assert "not found" in _error_line(capsys.readouterr().err)
 
 
+def test_info_and_models_never_import_torch() -> None:
+    """The light commands start in a fraction of a second because PyTorch is not imported."""
+    golden = Path(__file__).parent / "golden" / "compact-mse-v1" / "portable-q2.5.dcae"
+    script = (
+        "import sys\nfrom dcae.cli import main\n"
+        f"assert main(['models']) == 0 and main(['info', {str(golden)!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_thread_settings_are_honoured(image: Path, tiny_weights: Path, monkeypatch, capsys) -> None:
     import torch
 

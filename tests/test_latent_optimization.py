@@ -146,7 +146,7 @@ def test_cli_optimize_flag(tmp_path: Path, tiny_weights: Path, capsys) -> None:
 
 
 def test_effort_levels_are_named_step_counts(tmp_path: Path, tiny_weights: Path, capsys) -> None:
-    from dcae.latent_optimization import EFFORT_STEPS
+    from dcae.effort import EFFORT_STEPS
 
     assert EFFORT_STEPS[0] == 0 and list(EFFORT_STEPS) == sorted(EFFORT_STEPS)
     source = tmp_path / "photo.png"

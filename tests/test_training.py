@@ -249,21 +249,17 @@ def test_learning_rate_warms_up_then_decays_at_milestones(image_folder: Path, tm
         _config(image_folder, tmp_path / "w", lr_warmup_steps=-1)
 
 
+@pytest.mark.filterwarnings("ignore")
 def test_a_run_warms_up_its_learning_rate(image_folder: Path, tmp_path: Path) -> None:
-    import warnings
-
-    warnings.simplefilter("ignore")
     run = tmp_path / "warm"
     Trainer(_config(image_folder, run, steps=5, lr_warmup_steps=3)).run()
     lrs = _logged_lrs(run)  # the rate each logged step leaves for the next one
     assert lrs[1] == pytest.approx(2e-3 / 3) and lrs[2] == pytest.approx(1e-3) == lrs[5]
 
 
+@pytest.mark.filterwarnings("ignore")
 def test_a_run_saved_with_a_step_decay_scheduler_resumes(image_folder: Path, tmp_path: Path) -> None:
     """Runs saved before warm-up existed kept PyTorch's MultiStepLR state; they resume at their step."""
-    import warnings
-
-    warnings.simplefilter("ignore")
     run = tmp_path / "old"
     Trainer(_config(image_folder, run, steps=3)).run()
     state_path = run / "latest.state.pt"

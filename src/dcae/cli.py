@@ -318,7 +318,7 @@ def _add_codec_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_effort_flags(p: argparse.ArgumentParser) -> None:
-    from .latent_optimization import EFFORT_STEPS
+    from .effort import EFFORT_STEPS
 
     effort = p.add_mutually_exclusive_group()
     levels = ", ".join(f"{level}: {steps}" for level, steps in enumerate(EFFORT_STEPS))
@@ -338,7 +338,7 @@ def _add_effort_flags(p: argparse.ArgumentParser) -> None:
 
 def _optimize_steps(args: argparse.Namespace) -> int:
     """Latent optimisation steps of ``--effort`` or ``--optimize``."""
-    from .latent_optimization import EFFORT_STEPS
+    from .effort import EFFORT_STEPS
 
     if args.effort is not None:
         if args.effort >= len(EFFORT_STEPS):

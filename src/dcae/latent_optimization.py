@@ -26,9 +26,6 @@ from .tiling import AUTO_TILE_PIXELS
 
 # Adam's step on the latents (whose quantisation step is 1), decayed to zero on a cosine.
 DEFAULT_LEARNING_RATE = 0.006
-# Optimisation steps of each encoder effort level (``dcae compress --effort N``): 0 is the plain
-# encoder; the levels above follow the measured gain per step (docs/benchmarks.md, "Encoder effort").
-EFFORT_STEPS = (0, 5, 10, 20)
 
 
 @dataclass
