@@ -39,17 +39,17 @@ import torch
 
 from dcae.codec import Codec, load_codec
 from dcae.entropy.gaussian import SCALE_BOUND
+from dcae.entropy_parameters import EntropyParameterNetworks
 from dcae.errors import LatentMismatchError
 from dcae.imageio import image_tensor, load_image, pad_image
 from dcae.model import SliceContext, run_slices
-from dcae.portable import PortableParameters
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kodak"
 
 
 def perturbed_parameters(noise: float):
-    """A PortableParameters.slice_context whose means and scales carry relative noise."""
-    original = PortableParameters.slice_context
+    """An EntropyParameterNetworks.slice_context whose means and scales carry relative noise."""
+    original = EntropyParameterNetworks.slice_context
 
     def slice_context(self, index, hyper, previous):
         ctx = original(self, index, hyper, previous)
@@ -114,9 +114,9 @@ def main() -> None:
     report("oneDNN off", decode_all(codec, files, reference))
     torch.backends.mkldnn.enabled = True
     original, noisy = perturbed_parameters(1e-12)
-    PortableParameters.slice_context = noisy
+    EntropyParameterNetworks.slice_context = noisy
     report("entropy parameters x (1 + 1e-12 N)", decode_all(codec, files, reference))
-    PortableParameters.slice_context = original
+    EntropyParameterNetworks.slice_context = original
     shaken = Codec(copy.deepcopy(codec.model), digest=codec.digest_hex, options=codec.options)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -128,7 +128,7 @@ def main() -> None:
         return
     # Residual risk: how far float64 sums in another order move each coded decision.
     model = codec.model
-    fused = PortableParameters(model)
+    fused = EntropyParameterNetworks(model, torch.float64, torch.device("cpu"))
     plain = copy.deepcopy(model).double()
     tables = codec.latents.gaussian_tables(codec.options.scale_table_size)
     expected_flips, largest, decisions = [], 0.0, 0

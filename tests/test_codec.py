@@ -22,10 +22,10 @@ from PIL import Image
 from dcae import bitstream
 from dcae.bitstream import ColourMode
 from dcae.codec import Codec, CodecOptions, CompressedImage, load_codec
+from dcae.entropy_parameters import EntropyParameterNetworks
 from dcae.errors import FormatError, ImageError, LatentMismatchError, ModelMismatchError, QualityError
 from dcae.imageio import image_tensor, load_image, pad_image, to_uint8
 from dcae.model import DCAE, SliceContext
-from dcae.portable import PortableParameters
 
 
 def _within_a_level(a: np.ndarray, b: np.ndarray) -> None:
@@ -298,7 +298,7 @@ def test_tiled_transforms_agree_with_whole_image(trained_model) -> None:
     b = tiled.compress(array, quality=4.0, progress=lambda stage, done, total: stages.append((stage, done, total)))
     assert abs(len(b.data) / len(a.data) - 1) < 0.005
     assert abs(psnr(array, whole.decompress(a).pixels) - psnr(array, tiled.decompress(b).pixels)) < 0.01
-    assert stages[-1] == ("analysis", 6, 6)  # 768x512 in 256-pixel tiles, each reported
+    assert len([stage for stage, _, _ in stages if stage == "analysis"]) == 6  # 768x512 in 256-pixel tiles
     with pytest.raises(ValueError, match="multiple of 64"):
         Codec(trained_model, options=CodecOptions(tile=100))
 
@@ -346,7 +346,7 @@ def test_codec_keeps_its_name(tiny_weights) -> None:
 def _perturb_predictions(monkeypatch, scale_factor: float, relative_noise: float = 0.0) -> None:
     """Make the decoder's entropy parameters (float32 and float64) come out slightly differently,
     as another machine's might."""
-    for owner in (DCAE, PortableParameters):
+    for owner in (DCAE, EntropyParameterNetworks):
         original = owner.slice_context
 
         def perturbed(self, index, hyper, previous, original=original):

@@ -9,7 +9,7 @@ import torch
 from conftest import REFERENCE_TSV, TINY_VR, needs_shared, random_model
 
 import dcae
-from dcae.codec import pad_image
+from dcae.imageio import pad_image
 from dcae.losses import RateDistortionLoss
 from dcae.nn import DictionaryCrossAttention, SwinStage, WindowAttention
 from dcae.nn.blocks import DepthwiseConv3x3

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import DcaeError
+from .memory import return_large_blocks_to_the_system
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -243,18 +244,29 @@ def _read_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
+# A command's progress bar appears only once it has run this long (seconds).
+PROGRESS_DELAY = 2.0
+
+
 class _Progress:
-    """A progress bar on standard error for one long operation (large images, rate control)."""
+    """One progress bar on standard error for one file's whole operation, through every stage
+    (the stage is its label); only on a terminal, and only once the operation runs longer than
+    :data:`PROGRESS_DELAY`."""
 
     def __init__(self, label: str) -> None:
         self.label, self.bar = label, None
+        self.shown = sys.stderr.isatty()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.shown:
+            return
         from tqdm import tqdm
 
-        if self.bar is None or self.bar.desc != f"{self.label}: {stage}":
-            self.close()
-            self.bar = tqdm(total=total, desc=f"{self.label}: {stage}", file=sys.stderr, leave=False)
+        description = f"{self.label}: {stage}"
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=description, file=sys.stderr, leave=False, delay=PROGRESS_DELAY)
+        elif self.bar.desc != description:
+            self.bar.set_description(description, refresh=False)
         self.bar.total = total
         self.bar.update(done - self.bar.n)
 
@@ -779,6 +791,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
         # spinning threads ran coding 1.6x slower than one; sleeping ones match one thread there
         # and lose about 3% on an idle machine (benchmarks/threads.py). The user's setting wins.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return_large_blocks_to_the_system()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error already reported

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +37,7 @@ from . import bitstream
 from . import quality_map as quality_maps
 from .bitstream import ColourMode, Header, PadMode
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE
+from .entropy_parameters import DEFAULT_CHUNK
 from .errors import FormatError, ModelMismatchError, QualityError
 from .imageio import (
     DEFAULT_MAX_PIXELS,
@@ -44,21 +45,19 @@ from .imageio import (
     check_pixels,
     image_tensor,
     load_image,
-    pad_image,
+    pad_pixels,
+    quantize_pixels,
     to_pil,
-    to_uint8,
 )
 from .latent_coder import EncodedLatents, LatentCoder
 from .latent_optimization import optimize_for_quality
 from .model import DCAE
+from .progress import Progress, StagedProgress, StageProgress
 from .rate_control import MAX_BISECTION_STEPS, bisect_quality, fit_optimized_to_size
-from .tiling import DEFAULT_HALO, run_tiled, tile_side
+from .tiling import DEFAULT_HALO, Tile, TileProgress, map_tiles, tile_count, tile_side
 from .weights import state_digest
 
 ARCHITECTURE = "dcae"
-
-# Reports progress of a long operation: (stage, steps done, steps in all).
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,9 @@ class CodecOptions:
             Entropy coding always covers the whole image, so tiling changes memory use, not the
             file.
         halo: context around each tile, in pixels (a multiple of the model stride).
+        entropy_chunk: side, in latent positions (16 pixels each, a multiple of 4), of the chunks
+            the entropy-parameter networks run on, which bounds their memory; ``0`` runs every
+            image in one piece. Any chunk gives the same file (docs/format.md).
         max_pixels: the largest image (width x height) to encode or decode, against
             decompression bombs; ``None`` lifts the limit. Pillow's default.
         onnx_synthesis: a folder written by ``dcae export MODEL --onnx DIR`` for these weights:
@@ -95,6 +97,7 @@ class CodecOptions:
     pad_mode: PadMode = PadMode.REPLICATE
     tile: "int | None" = None
     halo: int = DEFAULT_HALO
+    entropy_chunk: int = DEFAULT_CHUNK
     max_pixels: "int | None" = DEFAULT_MAX_PIXELS
     onnx_synthesis: "str | None" = None
 
@@ -103,6 +106,8 @@ class CodecOptions:
             raise ValueError(f"max_pixels must be a positive whole number or None, got {self.max_pixels!r}")
         if not _is_int(self.optimize_steps) or self.optimize_steps < 0:
             raise QualityError(f"optimize_steps must be a whole number >= 0, got {self.optimize_steps!r}")
+        if not _is_int(self.entropy_chunk) or self.entropy_chunk < 0 or self.entropy_chunk % 4:
+            raise ValueError(f"entropy_chunk must be 0 or a positive multiple of 4, got {self.entropy_chunk!r}")
         if not _is_int(self.scale_table_size) or not 2 <= self.scale_table_size <= 4096:
             raise ValueError(f"scale_table_size must be in 2..4096, got {self.scale_table_size!r}")
         object.__setattr__(self, "pad_mode", PadMode(self.pad_mode))
@@ -184,7 +189,7 @@ class Codec:
         self.device = next(model.parameters()).device
         self.digest_hex = digest or state_digest(model.state_dict())
         self.digest = bytes.fromhex(self.digest_hex)[:8]
-        self.latents = LatentCoder(model, self.device)
+        self.latents = LatentCoder(model, self.device, self.options.entropy_chunk)
         self._onnx_synthesis = None
         if self.options.onnx_synthesis is not None:
             from .export import OnnxSynthesis
@@ -223,47 +228,83 @@ class Codec:
         return None if quality is None else float(np.float32(quality))
 
     # ---------------------------------------------------------------------------- transforms
-    def _run_transform(
-        self, fn, x: torch.Tensor, pixels_per_input: int, scale: Fraction, stage: str, progress: "Progress | None"
-    ) -> torch.Tensor:
-        """``fn`` on the whole of ``x`` or, for a large image, on overlapping tiles (sizes in pixels,
-        converted to ``x``'s units by ``pixels_per_input``)."""
-        tile = tile_side(x.shape[-2] * pixels_per_input, x.shape[-1] * pixels_per_input, self.options.tile)
-        if not tile:
-            return fn(x)
-        on_tile = None if progress is None else (lambda done, total: progress(stage, done, total))
-        return run_tiled(fn, x, tile // pixels_per_input, self.options.halo // pixels_per_input, scale, on_tile)
+    def _transform_tile(self, height: int, width: int, pixels_per_input: int) -> int:
+        """Tile side in input units for a padded image of ``height`` x ``width`` pixels (0: whole)."""
+        return tile_side(height, width, self.options.tile) // pixels_per_input
 
-    def analyse(self, x: torch.Tensor, progress: "Progress | None" = None) -> torch.Tensor:
-        """``g_a`` of a padded (B, 3, H, W) batch, before the gain (tiled when large)."""
-        latent = Fraction(1, self.model.config.latent_stride)
-        return self._run_transform(self.model.g_a, x.to(self.device, torch.float32), 1, latent, "analysis", progress)
+    def analysis_steps(self, height: int, width: int) -> int:
+        """Progress steps of the analysis of a padded ``height`` x ``width`` image (its tiles)."""
+        return tile_count(height, width, self._transform_tile(height, width, 1))
 
-    def reconstruct(
-        self, y_hat: torch.Tensor, quality: "float | torch.Tensor | None", progress: "Progress | None" = None
-    ) -> torch.Tensor:
-        """The synthesis transform: quantised y to (unclamped) padded images, tiled when large
-        (``quality`` a number, or a (1, 1, rows, columns) map of the latent positions)."""
+    def synthesis_steps(self, height: int, width: int) -> int:
+        """Progress steps of the synthesis of a padded ``height`` x ``width`` image (its tiles)."""
+        stride = self.model.config.latent_stride
+        return tile_count(height // stride, width // stride, self._transform_tile(height, width, stride))
+
+    def analyse(self, x: "torch.Tensor | np.ndarray", on_tile: "TileProgress | None" = None) -> torch.Tensor:
+        """``g_a`` of a padded batch, before the gain, tiled when large: a (B, 3, H, W) float
+        tensor in [0, 1], or (B, H, W, 3) uint8 pixels (from :func:`dcae.imageio.pad_pixels`),
+        which are converted tile by tile so the whole image never exists in floats."""
+        pixels = isinstance(x, np.ndarray)
+        height, width = x.shape[1:3] if pixels else x.shape[-2:]
+
+        def analysis(part: Tile) -> torch.Tensor:
+            crop = image_tensor(x[:, part.rows, part.cols]) if pixels else x[..., part.rows, part.cols]
+            return self.model.g_a(crop.to(self.device, torch.float32))
+
+        tile, halo = self._transform_tile(height, width, 1), self.options.halo
+        return map_tiles(analysis, height, width, tile, halo, Fraction(1, self.model.config.latent_stride), on_tile)
+
+    def synthesise(
+        self,
+        y_hat: torch.Tensor,
+        quality: "float | torch.Tensor | None",
+        size: tuple[int, int],
+        on_tile: "TileProgress | None" = None,
+    ) -> np.ndarray:
+        """The synthesis transform: quantised y to (B, H, W, 3) uint8 pixels cropped to ``size``
+        (height, width), tiled when large and made 8-bit tile by tile (``quality`` a number, or
+        a (1, 1, rows, columns) map of the latent positions)."""
         stride = self.model.config.latent_stride
         if self._onnx_synthesis is not None and not isinstance(quality, torch.Tensor):
             # the export's graph applies the inverse gain itself (one quality for the image)
-            run = self._onnx_synthesis
-            return self._run_transform(
-                lambda y: run(y, quality).to(self.device), y_hat, stride, Fraction(stride), "synthesis", progress
-            )
-        y = self.model.ungain(y_hat, quality)
-        return self._run_transform(self.model.g_s, y, stride, Fraction(stride), "synthesis", progress)
+            run, y = self._onnx_synthesis, y_hat
+            synthesis = lambda crop: run(crop, quality).to(self.device)  # noqa: E731
+        else:
+            y, synthesis = self.model.ungain(y_hat, quality), self.model.g_s
+
+        def pixels_of(part: Tile) -> torch.Tensor:
+            return quantize_pixels(synthesis(y[..., part.rows, part.cols]))
+
+        height, width = y.shape[-2] * stride, y.shape[-1] * stride
+        tile, halo = self._transform_tile(height, width, stride), self.options.halo // stride
+        pixels = map_tiles(pixels_of, *y.shape[-2:], tile, halo, Fraction(stride), on_tile)
+        return pixels[..., : size[0], : size[1]].permute(0, 2, 3, 1).cpu().numpy()
 
     @torch.inference_mode()
-    def encode_features(self, features: torch.Tensor, quality: "float | torch.Tensor | None") -> EncodedLatents:
+    def encode_features(
+        self, features: torch.Tensor, quality: "float | torch.Tensor | None", on_step: "StageProgress | None" = None
+    ) -> EncodedLatents:
         """Entropy-code analysis features (from :meth:`analyse`) at ``quality`` (a number or a map)."""
         y = self.model.gain(features, quality)
-        return self.encode_latents(y, self.model.h_a(y))
+        return self.encode_latents(y, self.model.h_a(y), on_step)
 
     @torch.inference_mode()
-    def encode_latents(self, y: torch.Tensor, z: torch.Tensor) -> EncodedLatents:
+    def encode_latents(
+        self, y: torch.Tensor, z: torch.Tensor, on_step: "StageProgress | None" = None
+    ) -> EncodedLatents:
         """Entropy-code a gained latent y and its hyper-latent z."""
-        return self.latents.encode(y, z, self.options.scale_table_size, self.options.portable)
+        return self.latents.encode(y, z, self.options.scale_table_size, self.options.portable, on_step)
+
+    def _padded_pixels(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        batch = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+        return pad_pixels(batch, self.model.stride, self.options.pad_mode)
+
+    def _encode_stages(self, pixels: np.ndarray, progress: "Progress | None", trials: int = 1) -> StagedProgress:
+        height, width = pixels.shape[1:3]
+        stride = self.model.config.latent_stride
+        entropy = self.latents.steps((height // stride, width // stride)) * trials
+        return StagedProgress(progress, [("analysis", self.analysis_steps(height, width)), ("entropy coding", entropy)])
 
     # ---------------------------------------------------------------------------- compression
     def compress(
@@ -283,8 +324,8 @@ class Codec:
         interest; each 16x16 block takes its highest quality, at most 16 distinct ones). With a
         target, the quality is found by bisection so the file lands at or below the target,
         within 3% of it where the model's range allows; a target below the smallest file the
-        model can write raises :class:`QualityError`. ``progress`` hears about long stages
-        (tiles of a large image, the steps of rate control).
+        model can write raises :class:`QualityError`. ``progress`` hears (stage, steps done,
+        steps in all) as tiles, chunks and slices finish, counted over the whole compression.
         """
         start = time.perf_counter()
         given = [v is not None for v in (quality, target_bpp, target_size, quality_map)]
@@ -317,9 +358,12 @@ class Codec:
         latent_map = quality_maps.to_latent_map(pixel_map, width, height)
         for level in latent_map.levels:
             self.check_quality(level)
-        x = pad_image(image_tensor(array[None]), self.model.stride, self.options.pad_mode)
+        pixels = self._padded_pixels([array])
+        stages = self._encode_stages(pixels, progress)
         with torch.inference_mode():
-            coded = self.encode_features(self.analyse(x, progress), quality_maps.as_tensor(latent_map, self.device))
+            features = self.analyse(pixels, stages.stage("analysis"))
+            map_tensor = quality_maps.as_tensor(latent_map, self.device)
+            coded = self.encode_features(features, map_tensor, stages.stage("entropy coding"))
         dominant = quality_maps.dominant_quality(latent_map)
         data = self._pack(coded.payloads[0], coded.checksums[0], width, height, dominant, mode, latent_map)
         return CompressedImage(data, bitstream.unpack(data)[0], time.perf_counter() - start)
@@ -345,12 +389,15 @@ class Codec:
         progress: "Progress | None" = None,
     ) -> list[CompressedImage]:
         height, width = arrays[0].shape[:2]
-        x = pad_image(image_tensor(np.stack(arrays)), self.model.stride, self.options.pad_mode)
+        pixels = self._padded_pixels(arrays)
         if self.options.optimize_steps:
-            coded = self.encode_latents(*self._optimized_latents(x, quality, (height, width)))
+            # latent optimisation holds the whole image and its gradients (at most 1536x1536)
+            coded = self.encode_latents(*self._optimized_latents(image_tensor(pixels), quality, (height, width)))
         else:
+            stages = self._encode_stages(pixels, progress)
             with torch.inference_mode():
-                coded = self.encode_features(self.analyse(x, progress), quality)
+                features = self.analyse(pixels, stages.stage("analysis"))
+                coded = self.encode_features(features, quality, stages.stage("entropy coding"))
         files = [
             self._pack(payload, checksum, width, height, quality, mode)
             for payload, checksum, mode in zip(coded.payloads, coded.checksums, modes)
@@ -364,23 +411,25 @@ class Codec:
         if not self.variable_rate:
             raise QualityError("rate control needs a variable-rate model (this one has a single rate)")
         height, width = array.shape[:2]
-        padded = pad_image(image_tensor(array[None]), self.model.stride, self.options.pad_mode)
+        pixels = self._padded_pixels([array])
+        most_trials = MAX_BISECTION_STEPS + 2
+        stages = self._encode_stages(pixels, progress, most_trials)
         with torch.inference_mode():
-            features = self.analyse(padded, progress)
+            features = self.analyse(pixels, stages.stage("analysis"))
         trials = [0]
 
         def plain_at(q: float) -> bytes:
-            coded = self.encode_features(features, q)
+            coded = self.encode_features(features, q, stages.stage("entropy coding", trials[0], most_trials))
             trials[0] += 1
-            if progress is not None:
-                progress("rate control", trials[0], MAX_BISECTION_STEPS + 2)
             return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode)
 
         if not self.options.optimize_steps:
-            return bisect_quality(plain_at, max_bytes, self.quality_range)[1]
+            data = bisect_quality(plain_at, max_bytes, self.quality_range)[1]
+            stages.finish("entropy coding")
+            return data
 
         def optimized_at(q: float) -> bytes:
-            coded = self.encode_latents(*self._optimized_latents(padded, q, (height, width)))
+            coded = self.encode_latents(*self._optimized_latents(image_tensor(pixels), q, (height, width)))
             return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode)
 
         def squared_error(data: bytes) -> float:
@@ -455,8 +504,8 @@ class Codec:
         progress: "Progress | None" = None,
     ) -> DecodedImage:
         """Decode a ``.dcae`` file. ``preview_slices = K`` reads only the first K latent slices
-        (faster, coarser; not checked against the latent checksum). ``progress`` hears about the
-        tiles of a large image."""
+        (faster, coarser; not checked against the latent checksum). ``progress`` hears (stage,
+        steps done, steps in all) as chunks, slices and tiles finish."""
         return self.decompress_batch([data], preview_slices, progress)[0]
 
     def decompress_batch(
@@ -498,6 +547,11 @@ class Codec:
                 f"the payload ({shortest} bytes) is too short for a {first.width}x{first.height} image "
                 f"(at least {self.latents.minimum_payload_bytes(latent_size)} bytes): a damaged or crafted file"
             )
+        padded = (latent_size[0] * latent_stride, latent_size[1] * latent_stride)
+        stages = StagedProgress(
+            progress,
+            [("entropy decoding", self.latents.steps(latent_size)), ("synthesis", self.synthesis_steps(*padded))],
+        )
         y_hat = self.latents.decode(
             [payload for _, payload in parsed],
             latent_size,
@@ -505,13 +559,14 @@ class Codec:
             first.portable,
             preview_slices,
             [header.latent_checksum for header, _ in parsed],
+            stages.stage("entropy decoding"),
         )
         quality: "float | torch.Tensor | None" = first.quality
         if first.quality_map is not None:
             quality = quality_maps.as_tensor(first.quality_map, self.device)
         with torch.inference_mode():
-            x_hat = self.reconstruct(y_hat, quality, progress)
-        pixels = to_uint8(x_hat[..., : first.height, : first.width])
+            pixels = self.synthesise(y_hat, quality, (first.height, first.width), stages.stage("synthesis"))
+        del y_hat
         share = (time.perf_counter() - start) / len(parsed)
         return [DecodedImage(p, header, share) for p, (header, _) in zip(pixels, parsed)]
 

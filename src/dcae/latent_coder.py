@@ -2,9 +2,10 @@
 
 The payload holds z, channel by channel, under the factorised prior's tables, then y, slice by
 slice, as residuals from the predicted means under the Gaussian table nearest the predicted
-scale (docs/format.md). The entropy parameters come from the model in float32 or, for portable
-files, from its float64 copy (:mod:`dcae.portable`); either way the slice loop is the model's own
-:func:`dcae.model.run_slices`, so encoder and decoder predict through the same code.
+scale (docs/format.md). The entropy parameters come from the model's networks in float64 for
+portable files and in float32 for machine-specific ones, evaluated chunk by chunk so memory stays
+bounded for any image size (:mod:`dcae.entropy_parameters`); either way the slice loop is the
+model's own :func:`dcae.model.run_slices`, so encoder and decoder predict through the same code.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +21,12 @@ import torch
 
 from .entropy.coder import ModelCache, SymbolDecoder, SymbolEncoder
 from .entropy.tables import GaussianTables, tabulate_factorized
+from .entropy_parameters import DEFAULT_CHUNK, ChunkPlan, EntropyParameterNetworks
 from .errors import CodingError, FormatError, LatentMismatchError
 from .model import DCAE, EntropyParameters, SliceContext, run_slices
-from .portable import PortableParameters
+
+# Reports progress of the entropy stage: (steps done, steps in all).
+StepProgress = Callable[[int, int], None]
 
 
 @dataclass
@@ -55,11 +59,14 @@ class LatentCoder:
     Args:
         model: the model whose entropy model codes (in eval mode).
         device: where the float32 entropy parameters run (portable ones run on the CPU).
+        chunk: side (latent positions, a multiple of 4) of the chunks the entropy-parameter
+            networks run on; 0 runs every image in one piece (memory then grows with the image).
     """
 
-    def __init__(self, model: DCAE, device: torch.device) -> None:
+    def __init__(self, model: DCAE, device: torch.device, chunk: int = DEFAULT_CHUNK) -> None:
         self.model = model
         self.device = device
+        self.chunk = chunk
         self.z_tables = tabulate_factorized(model.entropy_bottleneck)
         # A symbol of probability p costs -log2(p) bits in any entropy coder, so z alone needs at
         # least this many bits per position (1e-4 covers the coder's rounding of probabilities).
@@ -67,7 +74,7 @@ class LatentCoder:
         self._medians = model.z_medians().detach()
         self._models = ModelCache()
         self._gaussian: dict[int, GaussianTables] = {}
-        self._portable: "PortableParameters | None" = None
+        self._networks: dict[tuple[torch.dtype, int], EntropyParameterNetworks] = {}
 
     def minimum_payload_bytes(self, latent_size: tuple[int, int]) -> int:
         """A lower bound on the payload of any valid file whose y is ``latent_size``: checked
@@ -95,22 +102,70 @@ class LatentCoder:
             self._gaussian[size] = GaussianTables(size)
         return self._gaussian[size]
 
-    def parameters(self, portable: bool) -> tuple[EntropyParameters, torch.device, torch.dtype]:
-        """What computes the entropy parameters, on which device, in which precision."""
-        if not portable:
+    def plan(self, latent_size: tuple[int, int]) -> ChunkPlan:
+        """How the entropy pass cuts a latent grid of ``latent_size`` into chunks."""
+        return ChunkPlan(self.model.config, latent_size, self.chunk)
+
+    def steps(self, latent_size: tuple[int, int]) -> int:
+        """Progress steps of one encode or decode: chunks computed, and one per coded slice."""
+        return self.plan(latent_size).steps + self.model.config.num_slices
+
+    def parameters(
+        self, portable: bool, latent_size: tuple[int, int], chunk: "int | None" = None
+    ) -> tuple[EntropyParameters, torch.device, torch.dtype]:
+        """What computes the entropy parameters of a ``latent_size`` grid, on which device, in
+        which precision: float64 networks on the CPU for portable files; for machine-specific
+        ones the model itself when one chunk holds the grid (exactly as before chunking),
+        float32 networks in chunks otherwise. ``chunk`` overrides the coder's chunk side."""
+        chunk = self.chunk if chunk is None else chunk
+        if portable:
+            return self._chunked(torch.float64, torch.device("cpu"), chunk), torch.device("cpu"), torch.float64
+        if ChunkPlan(self.model.config, latent_size, chunk).chunks == 1:
             return self.model, self.device, torch.float32
-        if self._portable is None:
-            self._portable = PortableParameters(self.model)
-        return self._portable, torch.device("cpu"), torch.float64
+        return self._chunked(torch.float32, self.device, chunk), self.device, torch.float32
+
+    def _chunked(self, dtype: torch.dtype, device: torch.device, chunk: int) -> EntropyParameterNetworks:
+        if (dtype, chunk) not in self._networks:
+            self._networks[(dtype, chunk)] = EntropyParameterNetworks(self.model, dtype, device, chunk)
+        return self._networks[(dtype, chunk)]
 
     def _hyper(self, params: EntropyParameters, z_symbols: torch.Tensor, device: torch.device, dtype: torch.dtype):
         return params.hyper_features(z_symbols.to(device, dtype) + self._medians.to(device, dtype))
 
+    @staticmethod
+    def _counter(on_step: "StepProgress | None", total: int) -> tuple[Callable[[], None], "Callable | None"]:
+        """A step callback and a per-chunk one for the networks, both feeding ``on_step``."""
+        done = [0]
+
+        def step(*_ignored: int) -> None:
+            done[0] += 1
+            if on_step is not None:
+                on_step(min(done[0], total), total)
+
+        return step, (step if on_step is not None else None)
+
+    @staticmethod
+    def _reporting(params: EntropyParameters, on_chunk: "Callable | None") -> EntropyParameters:
+        if isinstance(params, EntropyParameterNetworks):
+            return params.reporting(on_chunk)
+        return params
+
     @torch.inference_mode()
-    def encode(self, y: torch.Tensor, z: torch.Tensor, scale_table_size: int, portable: bool) -> EncodedLatents:
-        """Code a batch's (gained) latent y and hyper-latent z; one payload per image."""
+    def encode(
+        self,
+        y: torch.Tensor,
+        z: torch.Tensor,
+        scale_table_size: int,
+        portable: bool,
+        on_step: "StepProgress | None" = None,
+    ) -> EncodedLatents:
+        """Code a batch's (gained) latent y and hyper-latent z; one payload per image.
+        ``on_step`` hears (steps done, steps in all) as chunks and slices finish."""
+        latent_size = (y.shape[-2], y.shape[-1])
+        step, on_chunk = self._counter(on_step, self.steps(latent_size))
         z_symbols = torch.round(z - self._medians.to(z.device, z.dtype))
-        params, device, dtype = self.parameters(portable)
+        params, device, dtype = self.parameters(portable, latent_size)
+        params = self._reporting(params, on_chunk)
         hyper = self._hyper(params, z_symbols, device, dtype)
         batch = y.shape[0]
         encoders = [SymbolEncoder(self._models) for _ in range(batch)]
@@ -123,16 +178,17 @@ class LatentCoder:
 
         def code_slice(index: int, y_slice: "torch.Tensor | None", ctx: SliceContext) -> torch.Tensor:
             assert y_slice is not None
-            residual = torch.round(y_slice - ctx.mean)
+            residual = torch.round(y_slice.to(device, dtype) - ctx.mean)
             table_indexes = tables.indexes(ctx.scale).cpu().numpy()
             residual_cpu = residual.long().cpu().numpy()
             for b, encoder in enumerate(encoders):
                 checksums[b] = zlib.crc32(_int32_bytes(residual_cpu[b]), checksums[b])
                 for table_index, positions in _groups(table_indexes[b]):
                     encoder.add(residual_cpu[b].ravel()[positions], tables.tables[table_index])
+            step()
             return residual + ctx.mean
 
-        y_hat = run_slices(params, hyper, y.to(device, dtype), code_slice)
+        y_hat = run_slices(params, hyper, y, code_slice)
         return EncodedLatents([e.finish() for e in encoders], checksums, y_hat.to(self.device, torch.float32))
 
     @torch.inference_mode()
@@ -144,6 +200,7 @@ class LatentCoder:
         portable: bool,
         preview_slices: "int | None" = None,
         checksums: "Sequence[int | None] | None" = None,
+        on_step: "StepProgress | None" = None,
     ) -> torch.Tensor:
         """Rebuild the quantised y of a batch (one latent size) from its payloads.
 
@@ -151,15 +208,32 @@ class LatentCoder:
         slices are read; later slices take their predicted means. ``portable`` must be what the
         encoder used. Where ``checksums`` gives an image's latent checksum, a complete decoding
         is verified against it (:class:`LatentMismatchError`). A damaged stream raises
-        :class:`FormatError`.
+        :class:`FormatError`. ``on_step`` hears (steps done, steps in all).
+
+        A machine-specific file of an image larger than one chunk that fails its checksum is
+        decoded once more in one piece: files written before chunking (dcae 0.1) were computed
+        that way, and machine-specific arithmetic is only reproducible operation for operation.
         """
         try:
-            return self._decode(payloads, latent_size, scale_table_size, portable, preview_slices, checksums)
+            try:
+                return self._decode(
+                    payloads, latent_size, scale_table_size, portable, preview_slices, checksums, on_step, self.chunk
+                )
+            except LatentMismatchError:
+                if portable or self.plan(latent_size).chunks == 1:
+                    raise
+                return self._decode(
+                    payloads, latent_size, scale_table_size, portable, preview_slices, checksums, None, 0
+                )
         except CodingError as error:
             raise FormatError(str(error)) from None
 
-    def _decode(self, payloads, latent_size, scale_table_size, portable, preview_slices, checksums) -> torch.Tensor:
-        params, device, dtype = self.parameters(portable)
+    def _decode(
+        self, payloads, latent_size, scale_table_size, portable, preview_slices, checksums, on_step, chunk
+    ) -> torch.Tensor:
+        step, on_chunk = self._counter(on_step, self.steps(latent_size))
+        params, device, dtype = self.parameters(portable, latent_size, chunk)
+        params = self._reporting(params, on_chunk)
         z_size = (latent_size[0] // 4, latent_size[1] // 4)
         decoders = [SymbolDecoder(p, self._models) for p in payloads]
         z_symbols = np.stack(
@@ -173,6 +247,7 @@ class LatentCoder:
 
         def decode_slice(index: int, _y_slice: "torch.Tensor | None", ctx: SliceContext) -> torch.Tensor:
             if index >= read:
+                step()
                 return ctx.mean
             table_indexes = tables.indexes(ctx.scale).cpu().numpy()
             residual = np.zeros(table_indexes.shape, dtype=np.int64)
@@ -181,6 +256,7 @@ class LatentCoder:
                 for table_index, positions in _groups(table_indexes[b]):
                     flat[positions] = decoder.take(len(positions), tables.tables[table_index])
                 found[b] = zlib.crc32(_int32_bytes(residual[b]), found[b])
+            step()
             return torch.from_numpy(residual).to(device, dtype) + ctx.mean
 
         y_hat = run_slices(params, hyper, None, decode_slice)

@@ -14,15 +14,32 @@ from .entropy import FactorizedPrior, GaussianConditional, quantize
 from .nn import DictionaryCrossAttention, GainUnits, ResidualDown, ResidualUp, SwinStage, conv, deconv
 
 
-def _context_network(in_ch: int, hidden: tuple[int, int], out_ch: int) -> nn.Sequential:
-    """conv3x3, GELU, conv3x3, GELU, conv3x3 (reference indices 0, 2, 4 hold the convs)."""
-    return nn.Sequential(
-        conv(in_ch, hidden[0], 3, 1),
-        nn.GELU(),
-        conv(hidden[0], hidden[1], 3, 1),
-        nn.GELU(),
-        conv(hidden[1], out_ch, 3, 1),
-    )
+class ContextNetwork(nn.Sequential):
+    """conv3x3, GELU, conv3x3, GELU, conv3x3 (reference indices 0, 2, 4 hold the convs).
+
+    The mean, scale and residual-prediction networks of a slice all read the same support
+    features first; :attr:`first` and :meth:`rest` let a caller split off that first layer.
+    """
+
+    def __init__(self, in_ch: int, hidden: tuple[int, int], out_ch: int) -> None:
+        super().__init__(
+            conv(in_ch, hidden[0], 3, 1),
+            nn.GELU(),
+            conv(hidden[0], hidden[1], 3, 1),
+            nn.GELU(),
+            conv(hidden[1], out_ch, 3, 1),
+        )
+
+    @property
+    def first(self) -> nn.Conv2d:
+        """The first 3x3 convolution."""
+        return self[0]
+
+    def rest(self, first_response: torch.Tensor) -> torch.Tensor:
+        """Everything after the first convolution, given its output."""
+        for layer in list(self)[1:]:
+            first_response = layer(first_response)
+        return first_response
 
 
 @dataclass
@@ -31,13 +48,18 @@ class SliceContext:
 
     mean: torch.Tensor
     scale: torch.Tensor
-    support: torch.Tensor  # what refine_slice needs of the context: the support features
+    # What refine_slice needs of the context: the support features (the model itself), or the
+    # residual-prediction network's first-layer response to them (dcae.entropy_parameters).
+    support: torch.Tensor
 
 
 class EntropyParameters(Protocol):
-    """What the slice loop needs: the model itself, or its float64 copy (``dcae.portable``)."""
+    """What computes the entropy parameters for the slice loop and the latent coder: the model
+    itself, or its networks evaluated in chunks and another precision (``dcae.entropy_parameters``)."""
 
     config: DCAEConfig
+
+    def hyper_features(self, z_hat: torch.Tensor) -> torch.Tensor: ...
 
     def slice_context(self, index: int, hyper: torch.Tensor, previous: list[torch.Tensor]) -> SliceContext: ...
 
@@ -89,7 +111,7 @@ def validate_image_batch(x: Any, stride: int, check_values: bool = True) -> None
         pad_h, pad_w = -height % stride, -width % stride
         raise ValueError(
             f"image sides must be multiples of {stride}, got {height}x{width}: pad by {pad_h} rows and "
-            f"{pad_w} columns (to {height + pad_h}x{width + pad_w}), e.g. with dcae.codec.pad_image"
+            f"{pad_w} columns (to {height + pad_h}x{width + pad_w}), e.g. with dcae.imageio.pad_image"
         )
     if check_values and not torch.isfinite(x).all():
         raise ValueError("input contains NaN or infinite values")
@@ -107,6 +129,18 @@ class DCAE(nn.Module):
     With ``num_rate_points > 0`` the model carries gain units and one set of weights covers a
     range of rates, selected by ``quality`` in [0, num_rate_points - 1].
     """
+
+    # Everything between the decoded integers and a probability table: what a decoder must
+    # compute exactly as the encoder did (dcae.entropy_parameters evaluates these).
+    ENTROPY_PARAMETER_PARTS = (
+        "h_z_s1",
+        "h_z_s2",
+        "dt",
+        "dt_cross_attention",
+        "cc_mean_transforms",
+        "cc_scale_transforms",
+        "lrp_transforms",
+    )
 
     def __init__(self, config: DCAEConfig | str = "reference") -> None:
         super().__init__()
@@ -151,13 +185,9 @@ class DCAE(nn.Module):
             DictionaryCrossAttention(q, cfg.dict_dim, cfg.dict_heads, cfg.M, cfg.dict_dense_depth, ratio)
             for q in query_dims
         )
-        self.cc_mean_transforms = nn.ModuleList(_context_network(q + cfg.M, cfg.context_hidden, sc) for q in query_dims)
-        self.cc_scale_transforms = nn.ModuleList(
-            _context_network(q + cfg.M, cfg.context_hidden, sc) for q in query_dims
-        )
-        self.lrp_transforms = nn.ModuleList(
-            _context_network(q + cfg.M + sc, cfg.context_hidden, sc) for q in query_dims
-        )
+        self.cc_mean_transforms = nn.ModuleList(ContextNetwork(q + cfg.M, cfg.context_hidden, sc) for q in query_dims)
+        self.cc_scale_transforms = nn.ModuleList(ContextNetwork(q + cfg.M, cfg.context_hidden, sc) for q in query_dims)
+        self.lrp_transforms = nn.ModuleList(ContextNetwork(q + cfg.M + sc, cfg.context_hidden, sc) for q in query_dims)
         self.gain_units = GainUnits(cfg.num_rate_points, cfg.M) if cfg.num_rate_points > 0 else None
 
     # ----------------------------------------------------------------- building blocks for coding
