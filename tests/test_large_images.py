@@ -175,3 +175,58 @@ def test_one_progress_count_runs_through_every_stage() -> None:
     assert _stages(plain) == _stages(sized) == ["analysis", "entropy coding"]
     decoded = _heard(lambda progress: codec.decompress(compressed, progress=progress))
     assert _stages(decoded) == ["entropy decoding", "synthesis"]
+
+
+def test_an_image_too_large_for_this_memory_is_refused_before_any_work(monkeypatch, tmp_path, capsys) -> None:
+    from PIL import Image, ImageFile
+
+    from dcae import memory
+    from dcae.cli import main
+    from dcae.errors import ResourceError
+
+    codec = Codec(random_model(TINY_VR))
+    small = codec.compress(random_image(64, 64), quality=1.0)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (4000, 3000)).save(big)
+    monkeypatch.setattr(memory, "available_bytes", lambda: (1_000_000_000, "available memory"))
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(Codec, "analyse", no_work)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_work)  # not even the pixels are read
+    with pytest.raises(ResourceError, match=r"4000x3000 .* needs about [\d.]+ GB more memory"):
+        codec.compress(big)
+    assert codec.decompress(small).pixels.shape == (64, 64, 3)  # a small file still fits
+    monkeypatch.setattr(type(codec.latents), "decode", no_work)
+    with pytest.raises(ResourceError, match="the file's image is 9000x9000"):
+        codec.decompress(_resized_header(small.data, 9000, 9000))
+    assert main(["compress", str(big), "-o", str(tmp_path / "big.dcae")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dcae: error:") and "\n" not in err and "available memory leaves 1.0 GB" in err
+
+
+def _resized_header(data: bytes, width: int, height: int) -> bytes:
+    """The same file claiming another image size (a crafted header)."""
+    import dataclasses
+
+    from dcae import bitstream
+
+    header, payload = bitstream.unpack(data)
+    return bitstream.pack(dataclasses.replace(header, width=width, height=height), payload)
+
+
+def test_an_address_space_limit_is_what_this_process_may_use() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import resource; from dcae import memory; "
+        "size = memory._proc_value('/proc/self/status', 'VmSize'); "
+        "resource.setrlimit(resource.RLIMIT_AS, (size + 300_000_000, resource.RLIM_INFINITY)); "
+        "room, why = memory.available_bytes(); print(room, why)"
+    )
+    room, why = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split(
+        " ", 1
+    )
+    assert "address-space" in why and 250_000_000 < int(room) <= 300_000_000

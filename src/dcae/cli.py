@@ -160,14 +160,36 @@ def _identity(path: Path) -> Any:
         return os.path.normcase(os.path.abspath(path))
 
 
-def _write_atomically(path: Path, data: "bytes | None", image: Any = None) -> None:
+class _CountingFile:
+    """A binary file that reports how many bytes were written so far (Pillow writes as it encodes)."""
+
+    def __init__(self, handle: Any, on_write: Callable[[int], None]) -> None:
+        self.handle, self.on_write, self.written = handle, on_write, 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        self.on_write(self.written)
+        return self.handle.write(data)
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, flush ... of the real file
+        return getattr(self.handle, name)
+
+
+def _write_atomically(
+    path: Path, data: "bytes | None", image: Any = None, on_write: "Callable[[int], None] | None" = None
+) -> None:
     from .files import atomic_write
 
     if image is not None:
         formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
         kind = formats.get(path.suffix.lower(), "PNG")
         options = {"quality": 95} if kind in ("JPEG", "WEBP") else {}
-        atomic_write(path, lambda tmp: image.save(tmp, format=kind, **options))
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as handle:
+                image.save(handle if on_write is None else _CountingFile(handle, on_write), format=kind, **options)
+
+        atomic_write(path, save)
     else:
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
@@ -256,6 +278,7 @@ class _Progress:
     def __init__(self, label: str) -> None:
         self.label, self.bar = label, None
         self.shown = sys.stderr.isatty()
+        self.coded: "int | None" = None  # the bar's count when writing began
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.shown:
@@ -266,9 +289,20 @@ class _Progress:
         if self.bar is None:
             self.bar = tqdm(total=total, desc=description, file=sys.stderr, leave=False, delay=PROGRESS_DELAY)
         elif self.bar.desc != description:
-            self.bar.set_description(description, refresh=False)
+            self.bar.set_description(description)
         self.bar.total = total
         self.bar.update(done - self.bar.n)
+
+    def writing(self, written: int, expected: int) -> None:
+        """The output being written, as a last tenth of the bar (``expected``: about its bytes)."""
+        if self.bar is None:
+            return
+        if self.coded is None:  # the first write: extend the bar by a tenth
+            self.coded = self.bar.total
+            self.bar.total += max(1, self.coded // 10)
+            self.bar.set_description(f"{self.label}: writing")
+        share = self.bar.total - self.coded
+        self.bar.update(self.coded + min(share - 1, share * written // max(expected, 1)) - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -458,10 +492,11 @@ def _decompress_file(path: Path, output: Path, state: dict, args: argparse.Names
     progress = _Progress(str(path))
     try:
         decoded = codec.decompress(data, preview_slices=args.preview, progress=progress)
+        image = decoded.to_pil()
+        expected = decoded.pixels.nbytes // 2  # about a photo's PNG: enough to keep the bar moving
+        _write_atomically(output, None, image=image, on_write=lambda written: progress.writing(written, expected))
     finally:
         progress.close()
-    image = decoded.to_pil()
-    _write_atomically(output, None, image=image)
     return f"{path} -> {output}: {image.width}x{image.height} {image.mode}, {decoded.seconds:.2f} s"
 
 

@@ -51,6 +51,7 @@ from .imageio import (
 )
 from .latent_coder import EncodedLatents, LatentCoder
 from .latent_optimization import optimize_for_quality
+from .memory import check_fits
 from .model import DCAE
 from .progress import Progress, StagedProgress, StageProgress
 from .rate_control import MAX_BISECTION_STEPS, bisect_quality, fit_optimized_to_size
@@ -331,7 +332,7 @@ class Codec:
         given = [v is not None for v in (quality, target_bpp, target_size, quality_map)]
         if sum(given) > 1:
             raise QualityError("give only one of quality, target_bpp, target_size and quality_map")
-        array, mode = load_image(image, self.options.max_pixels)
+        array, mode = load_image(image, self.options.max_pixels, check_fits)
         height, width = array.shape[:2]
         bitstream.check_size(width, height)
         if quality_map is not None:
@@ -373,7 +374,13 @@ class Codec:
         start = time.perf_counter()
         if not images:
             return []
-        arrays, modes = zip(*(load_image(image, self.options.max_pixels) for image in images))
+        count = len(images)  # the batch is coded at once: it needs the memory of one image of all their pixels
+        arrays, modes = zip(
+            *(
+                load_image(image, self.options.max_pixels, lambda w, h, what: check_fits(w, h * count, what))
+                for image in images
+            )
+        )
         sizes = {a.shape[:2] for a in arrays}
         if len(sizes) != 1:
             raise ValueError(f"a batch must hold images of one size, got {sorted(sizes)}")
@@ -476,6 +483,7 @@ class Codec:
         """Parse a file and check that this codec's model wrote it; returns header and payload."""
         header, payload = bitstream.unpack(bytes(data))
         check_pixels(header.width, header.height, self.options.max_pixels, "the file's image")
+        check_fits(header.width, header.height, "the file's image")
         if header.architecture != ARCHITECTURE:
             raise FormatError(f"unsupported architecture {header.architecture!r} in .dcae file")
         if header.digest != self.digest:

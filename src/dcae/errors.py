@@ -52,3 +52,7 @@ class ConfigError(DcaeError):
 
 class DataError(DcaeError):
     """The training or validation data cannot be used (missing folder, no images)."""
+
+
+class ResourceError(DcaeError):
+    """The machine cannot do what was asked (an image too large for its memory)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .bitstream import ColourMode, PadMode
-from .errors import ImageError
+from .errors import DcaeError, ImageError
 
 ImageLike = "str | os.PathLike[str] | Image.Image | np.ndarray"
 
@@ -116,21 +117,32 @@ def _from_pil(image: Image.Image, what: str = "the image", deep_colour: bool = F
     return np.ascontiguousarray(np.asarray(image)), ColourMode.RGB
 
 
-def load_image(source: ImageLike, max_pixels: "int | None" = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ColourMode]:
+def load_image(
+    source: ImageLike,
+    max_pixels: "int | None" = DEFAULT_MAX_PIXELS,
+    check_size: "Callable[[int, int, str], None] | None" = None,
+) -> tuple[np.ndarray, ColourMode]:
     """An (H, W, 3) uint8 RGB array and the source's colour mode.
 
     Accepts a path, a PIL image or a numpy array. EXIF orientation is applied; grayscale and
     palette images become RGB (and are restored on decoding); 16-bit samples are reduced to 8
     bits with a warning; of an animated image the first frame is taken, with a warning; an alpha
-    channel is accepted only when fully opaque. Images above ``max_pixels`` are refused (for a
-    file, from its header, before its pixels are decoded).
+    channel is accepted only when fully opaque. Images above ``max_pixels`` are refused, and
+    ``check_size(width, height, what)`` may refuse others (for a file, from its header, before
+    its pixels are decoded).
     """
+
+    def check(width: int, height: int, what: str) -> None:
+        check_pixels(width, height, max_pixels, what)
+        if check_size is not None:
+            check_size(width, height, what)
+
     if isinstance(source, np.ndarray):
         if source.ndim >= 2:
-            check_pixels(source.shape[1], source.shape[0], max_pixels, "the array")
+            check(source.shape[1], source.shape[0], "the array")
         return _from_array(source)
     if isinstance(source, Image.Image):
-        check_pixels(*source.size, max_pixels, "the image")
+        check(*source.size, "the image")
         return _from_pil(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -142,11 +154,11 @@ def load_image(source: ImageLike, max_pixels: "int | None" = DEFAULT_MAX_PIXELS)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # dcae checks the size itself
                 with Image.open(path) as image:
-                    check_pixels(*image.size, max_pixels, str(path))
+                    check(*image.size, str(path))
                     deep_colour = _deep_colour(image)
                     image.load()
                     return _from_pil(image, what=str(path), deep_colour=deep_colour)
-        except ImageError:
+        except DcaeError:  # refused by a check: already one clear line
             raise
         except Image.DecompressionBombError as error:
             raise ImageError(f"cannot read image {path}: {error} (Pillow's own limit)") from None
