@@ -459,6 +459,44 @@ def test_lambda_weights_set_how_often_each_rate_point_is_drawn(image_folder: Pat
         _config(image_folder, tmp_path / "x", lambda_weights=[1, 2])
 
 
+@pytest.mark.filterwarnings("ignore")
+def test_lambda_weights_follow_their_lambdas_when_given_unsorted(image_folder: Path, tmp_path: Path) -> None:
+    cfg = _config(
+        image_folder,
+        tmp_path / "u",
+        model={**_tiny_dict(), "num_rate_points": 3},
+        lambdas=[0.05, 0.002, 0.01],
+        lambda_sampling="image",
+        lambda_weights=[1, 0, 0],  # all the weight on 0.05
+    )
+    trainer = Trainer(cfg)
+    drawn = set()
+    for step in range(20):
+        trainer.step = step
+        drawn |= set(trainer._draw_qualities(4)[1].tolist())
+    assert drawn == {torch.tensor(0.05).item()}  # the float32 of 0.05
+    assert trainer.cfg.lambdas == [0.002, 0.01, 0.05] and trainer.cfg.lambda_weights == [0, 0, 1]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_force_checks_everything_before_it_removes_a_run(image_folder: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    Trainer(_config(image_folder, run, steps=1, val_every=10_000)).run()
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    capsys.readouterr()
+    common = ["train", "--out", str(run), "--force", "--lambdas", "0.01", "--patch", "64", "--workers", "0"]
+    for mistake, message in (
+        (["--model", "nosuch", "--train-data", str(image_folder)], "unknown model preset 'nosuch'"),
+        (["--model", "tiny", "--train-data", str(tmp_path / "nowhere")], "not found"),
+        (["--model", "tiny", "--train-data", str(image_folder), "--val-data", str(tmp_path / "nowhere")], "not found"),
+        (["--model", "tiny", "--train-data", str(image_folder), "--init-from", str(tmp_path / "no.safetensors")], ""),
+    ):
+        assert main([*common, *mistake]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("dcae: error:") and message in err and "internal error" not in err
+        assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
 def test_an_existing_run_is_never_overwritten_or_resumed_by_mistake(image_folder: Path, tmp_path: Path) -> None:
     import warnings
 

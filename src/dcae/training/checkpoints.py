@@ -20,9 +20,10 @@ WEIGHTS_NAMES = ("latest", "best", "ema")
 LOG_NAMES = ("log.csv", "val.csv", "train_config.json")
 
 
-def claim_run_folder(out: Path, resume: bool, replace: bool, is_main: bool) -> None:
+def check_run_folder(out: Path, resume: bool, replace: bool) -> None:
     """A run folder is continued only with ``resume`` and replaced only with ``replace``: never
-    overwritten by accident, never silently started afresh by a mistyped resume."""
+    overwritten by accident, never silently started afresh by a mistyped resume. Only checks:
+    :func:`clear_run_folder` removes the old run once everything else has been validated."""
     if resume and replace:
         raise ConfigError("resume and replace exclude each other")
     has_checkpoint = (out / "latest.safetensors").exists()
@@ -31,12 +32,15 @@ def claim_run_folder(out: Path, resume: bool, replace: bool, is_main: bool) -> N
         raise ConfigError(f"nothing to resume in {out}: no latest.safetensors there")
     if has_run and not (resume or replace):
         raise ConfigError(f"{out} holds a training run; use --resume to continue it or --force to replace it")
-    if replace and has_run and is_main:
-        for name in WEIGHTS_NAMES:
-            for suffix in (".safetensors", ".json", ".state.pt"):
-                (out / f"{name}{suffix}").unlink(missing_ok=True)
-        for name in LOG_NAMES:
-            (out / name).unlink(missing_ok=True)
+
+
+def clear_run_folder(out: Path) -> None:
+    """Remove the checkpoints and logs of the run in ``out`` (for a run replacing it)."""
+    for name in WEIGHTS_NAMES:
+        for suffix in (".safetensors", ".json", ".state.pt"):
+            (out / f"{name}{suffix}").unlink(missing_ok=True)
+    for name in LOG_NAMES:
+        (out / name).unlink(missing_ok=True)
 
 
 def git_commit() -> str:

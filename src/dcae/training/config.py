@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..config import resolve_config
 from ..errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -105,9 +106,21 @@ class TrainConfig:
             problems.append("lr_warmup_steps must be a non-negative number of steps")
         if sorted(self.lr_milestones) != list(self.lr_milestones):
             problems.append("lr_milestones must be increasing step numbers")
+        if not self.init_from:  # weights to start from bring their own model
+            try:
+                resolve_config(self.model)
+            except (ValueError, TypeError) as error:
+                problems.append(f"model: {error}")
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))
         return self
+
+    def with_sorted_lambdas(self) -> "TrainConfig":
+        """The same config with ``lambdas`` ascending (rate point i trains lambda i) and each
+        ``lambda_weights`` entry moved with its lambda."""
+        order = sorted(range(len(self.lambdas)), key=lambda i: self.lambdas[i])
+        weights = [self.lambda_weights[i] for i in order] if self.lambda_weights else []
+        return replace(self, lambdas=[self.lambdas[i] for i in order], lambda_weights=weights)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary for JSON metadata."""

@@ -31,7 +31,8 @@ from ..config import resolve_config
 from ..losses import RateDistortionLoss
 from ..model import DCAE
 from .checkpoints import (
-    claim_run_folder,
+    check_run_folder,
+    clear_run_folder,
     git_commit,
     load_state,
     read_resume_point,
@@ -78,11 +79,13 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, resume: bool = False, replace: bool = False, command: str = "") -> None:
-        self.cfg = config.validate()
+        # Everything is checked before an old run is removed: the config, the device, the folder,
+        # the model, the data and the validation photos.
+        self.cfg = config = config.validate().with_sorted_lambdas()
         self.command = command or shlex.join(sys.argv)  # quoted: it pastes back into a shell
         self.out = Path(config.out)
         self.placement = place(config.device, config.amp)
-        claim_run_folder(self.out, resume, replace, self.placement.is_main)
+        check_run_folder(self.out, resume, replace)
         if config.threads:
             torch.set_num_threads(config.threads)
 
@@ -96,13 +99,15 @@ class Trainer:
                 self.cfg = dataclasses.replace(self.cfg, init_from=point.init_from)
         else:
             self.model = self._fresh_model()
-        self.lambdas = sorted(float(v) for v in config.lambdas)
+        self.lambdas = [float(v) for v in self.cfg.lambdas]
         self._check_rate_points()
 
         train_files, held_back = split_holdout(config.train_data, config.holdout)
         self.dataset = RandomCropDataset(train_files, config.patch, tuple(config.downscale))
         val_source = config.val_data or held_back
         self.val_images = load_validation_images(val_source, config.val_images) if val_source else []
+        if replace and self.placement.is_main:
+            clear_run_folder(self.out)
         self.criterion = RateDistortionLoss(self.lambdas[0], config.distortion)
 
         self.model.to(self.device)
