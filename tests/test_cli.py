@@ -17,7 +17,7 @@ import pytest
 from conftest import kodak_path, needs_shared, random_image
 from PIL import Image
 
-from dcae import cli
+from dcae import bitstream, cli
 from dcae.cli import main
 
 
@@ -320,6 +320,62 @@ def test_decompress_shows_one_bar_through_decoding_and_writing(image, tiny_weigh
     assert main(["decompress", str(coded), "-o", str(tmp_path / "p.png"), "--model", str(tiny_weights)]) == 0
     bar = capsys.readouterr().err
     assert all(f"p.dcae: {stage}" in bar for stage in ("entropy decoding", "synthesis", "writing"))
+
+
+def test_an_output_that_appears_while_a_command_runs_is_left_alone(image, tiny_weights, tmp_path, capsys, monkeypatch):
+    from dcae.codec import Codec
+
+    out = tmp_path / "late.dcae"
+    original = Codec.compress
+
+    def compress_while_someone_writes_the_output(self, *args, **kwargs):
+        out.write_bytes(b"someone else's file")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Codec, "compress", compress_while_someone_writes_the_output)
+    assert main(["compress", str(image), "-o", str(out), "--model", str(tiny_weights)]) == 1
+    assert "appeared while dcae was working" in _error_line(capsys.readouterr().err)
+    assert out.read_bytes() == b"someone else's file"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+    assert main(["compress", str(image), "-o", str(out), "--model", str(tiny_weights), "--force"]) == 0
+    assert out.read_bytes().startswith(b"DCAE")
+
+
+@pytest.mark.slow
+def test_of_several_processes_writing_one_output_exactly_one_succeeds(image, tiny_weights, tmp_path):
+    out = tmp_path / "one.dcae"
+    command = [sys.executable, "-m", "dcae.cli", "compress", str(image), "-o", str(out), "--model", str(tiny_weights)]
+    runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    statuses = sorted(run.wait(timeout=300) for run in runs)
+    assert statuses == [0, 1, 1, 1]
+    assert bitstream.unpack(out.read_bytes())[0].width == 80
+
+
+def test_decoded_images_never_take_the_name_of_the_source_photo(image, tiny_weights, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(image.read_bytes())
+    assert main(["compress", str(photo), "--model", str(tiny_weights)]) == 0
+    assert main(["decompress", str(tmp_path / "photo.dcae"), "--preview", "1", "--model", str(tiny_weights)]) == 0
+    assert main(["decompress", str(tmp_path / "photo.dcae"), "--model", str(tiny_weights)]) == 0
+    assert photo.read_bytes() == image.read_bytes()
+    assert (tmp_path / "photo.preview-1.png").is_file() and (tmp_path / "photo.decoded.png").is_file()
+    capsys.readouterr()
+    assert main(["decompress", str(tmp_path / "photo.dcae"), "--model", str(tiny_weights)]) == 1
+    assert "photo.decoded.png exists" in _error_line(capsys.readouterr().err)
+
+
+def test_an_unwritable_output_folder_is_a_mistake_found_before_any_work(
+    image, tiny_weights, tmp_path, capsys, monkeypatch
+):
+    from dcae import codec, outputs
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(codec, "load_codec", lambda *a, **k: pytest.fail("work started"))
+    assert main(["compress", str(image), "-o", str(tmp_path / "x.dcae"), "--model", str(tiny_weights)]) == 1
+    assert _error_line(capsys.readouterr().err) == f"dcae: error: cannot write into {tmp_path}: Permission denied"
 
 
 def test_preview_info_text_and_roundtrip(image: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:

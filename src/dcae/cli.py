@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from .errors import DcaeError
 from .memory import return_large_blocks_to_the_system
+from .outputs import decoded_name, plan_outputs
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -112,54 +113,6 @@ def _add_runtime_flags(p: argparse.ArgumentParser, jobs: bool = False) -> None:
 
 
 # ------------------------------------------------------------------------------------ outputs
-def _plan_outputs(inputs: list[Path], output: "str | None", suffix: str, force: bool) -> list[Path]:
-    """Where each input's result goes, checked before any work: next to it, into a folder (for
-    several inputs, or ``-o`` ending in a separator), or (one input) a file.
-
-    Refuses outputs that would replace an input, two inputs writing one output, existing
-    outputs without ``force``, and folders whose parent does not exist (a mistyped path).
-    """
-    if output is None:
-        outputs = [p.with_suffix(suffix) for p in inputs]
-    else:
-        out = Path(output)
-        as_folder = len(inputs) > 1 or out.is_dir() or output.endswith((os.sep, "/"))
-        if as_folder:
-            if out.exists() and not out.is_dir():
-                raise UserError(f"{out} is not a folder; with several inputs, -o must name a folder")
-            if not out.exists() and not out.parent.is_dir():
-                raise UserError(f"cannot create folder {out}: its parent {out.parent} does not exist")
-            outputs = [out / (p.stem + suffix) for p in inputs]
-        else:
-            if not out.parent.is_dir():
-                raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
-            outputs = [out]
-    resolved_inputs = {_identity(p): p for p in inputs}
-    seen: dict[Any, Path] = {}
-    for source, target in zip(inputs, outputs):
-        key = _identity(target)
-        if key in resolved_inputs:
-            raise UserError(f"{target} is an input; writing it would destroy {resolved_inputs[key]}")
-        if key in seen:
-            raise UserError(f"{seen[key]} and {source} would both be written to {target}; use separate -o folders")
-        seen[key] = source
-        if target.exists() and not force:
-            raise UserError(f"{target} exists; use --force to overwrite it")
-    for folder in {o.parent for o in outputs}:
-        if not folder.exists():
-            folder.mkdir()
-    return outputs
-
-
-def _identity(path: Path) -> Any:
-    """A key equal for two paths that name the same file (hard links and symlinks included)."""
-    try:
-        status = path.stat()
-        return (status.st_dev, status.st_ino)
-    except OSError:
-        return os.path.normcase(os.path.abspath(path))
-
-
 class _CountingFile:
     """A binary file that reports how many bytes were written so far (Pillow writes as it encodes)."""
 
@@ -175,10 +128,11 @@ class _CountingFile:
         return getattr(self.handle, name)
 
 
-def _write_atomically(
-    path: Path, data: "bytes | None", image: Any = None, on_write: "Callable[[int], None] | None" = None
+def _write_output(
+    path: Path, data: "bytes | None", force: bool, image: Any = None, on_write: "Callable[[int], None] | None" = None
 ) -> None:
-    from .files import atomic_write
+    """Write ``data``, or ``image`` in the format its suffix names, by the output policy."""
+    from .outputs import write_output
 
     if image is not None:
         formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
@@ -189,9 +143,9 @@ def _write_atomically(
             with open(tmp, "wb") as handle:
                 image.save(handle if on_write is None else _CountingFile(handle, on_write), format=kind, **options)
 
-        atomic_write(path, save)
+        write_output(path, save, force)
     else:
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        write_output(path, lambda tmp: Path(tmp).write_bytes(data), force)
 
 
 def _available_cpus() -> int:
@@ -417,7 +371,7 @@ def _codec_for(model: str, args: argparse.Namespace, **options: Any) -> Any:
 
 def _run_compress(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in args.inputs]
-    outputs = _plan_outputs(inputs, args.output, ".dcae", args.force)
+    outputs = plan_outputs(inputs, args.output, ".dcae", args.force)
     _torch_device(args.device)  # a wrong device is one error, not one per file
     return _for_each(_compress_file, list(zip(inputs, outputs)), args, "compress")
 
@@ -436,7 +390,7 @@ def _compress_file(path: Path, output: Path, state: dict, args: argparse.Namespa
         result = codec.compress(path, progress=progress, **rate)
     finally:
         progress.close()
-    _write_atomically(output, result.data)
+    _write_output(output, result.data, args.force)
     quality = f", quality {result.header.quality:.3f}" if result.header.quality is not None else ""
     return f"{path} -> {output}: {len(result.data)} bytes, {result.bpp:.4f} bpp{quality}, {result.seconds:.2f} s"
 
@@ -481,7 +435,9 @@ def _codec_for_file(data: bytes, args: argparse.Namespace, cache: dict) -> Any:
 
 def _run_decompress(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in args.inputs]
-    outputs = _plan_outputs(inputs, args.output, ".png", args.force)
+    outputs = plan_outputs(
+        inputs, args.output, ".png", args.force, lambda path: decoded_name(path, preview_slices=args.preview)
+    )
     _torch_device(args.device)
     return _for_each(_decompress_file, list(zip(inputs, outputs)), args, "decompress")
 
@@ -494,7 +450,7 @@ def _decompress_file(path: Path, output: Path, state: dict, args: argparse.Names
         decoded = codec.decompress(data, preview_slices=args.preview, progress=progress)
         image = decoded.to_pil()
         expected = decoded.pixels.nbytes // 2  # about a photo's PNG: enough to keep the bar moving
-        _write_atomically(output, None, image=image, on_write=lambda written: progress.writing(written, expected))
+        _write_output(output, None, args.force, image, lambda written: progress.writing(written, expected))
     finally:
         progress.close()
     return f"{path} -> {output}: {image.width}x{image.height} {image.mode}, {decoded.seconds:.2f} s"
@@ -584,7 +540,7 @@ def _run_roundtrip(args: argparse.Namespace) -> int:
 
     save = Path(args.save) if args.save else None
     if save is not None:
-        _plan_outputs([Path(args.image)], args.save, save.suffix or ".png", args.force)
+        plan_outputs([Path(args.image)], args.save, save.suffix or ".png", args.force)
     import torch
 
     torch.set_num_threads(_threads(args))
@@ -605,7 +561,7 @@ def _run_roundtrip(args: argparse.Namespace) -> int:
     if save is not None:
         from .imageio import to_pil
 
-        _write_atomically(save, None, image=to_pil(decoded.pixels, header.colour_mode))
+        _write_output(save, None, args.force, to_pil(decoded.pixels, header.colour_mode))
     return EXIT_OK
 
 
@@ -754,7 +710,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from .convert import convert_reference
 
-    (output,) = _plan_outputs([Path(args.checkpoint)], args.output, ".safetensors", args.force)
+    (output,) = plan_outputs([Path(args.checkpoint)], args.output, ".safetensors", args.force)
     meta = convert_reference(args.checkpoint, output, args.lmbda)
     print(f"wrote {output}: reference DCAE, model {meta['digest'][:16]}")
     return EXIT_OK

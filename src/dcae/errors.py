@@ -56,3 +56,8 @@ class DataError(DcaeError):
 
 class ResourceError(DcaeError):
     """The machine cannot do what was asked (an image too large for its memory)."""
+
+
+class OutputError(DcaeError):
+    """An output cannot be written: it exists (and replacing it was not asked for), or its
+    folder cannot be written."""

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, OutputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm"}
 
@@ -25,9 +25,15 @@ def find_images(root: "str | Path") -> list[Path]:
     return files
 
 
-def atomic_write(path: "str | Path", write: Callable[[str], object]) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``: readers see the old
-    file or the complete new one, never a half-written one, and a failure leaves no temporary."""
+def atomic_write(path: "str | Path", write: Callable[[str], object], replace: bool = True) -> None:
+    """Call ``write(tmp_path)`` then move the temporary file onto ``path``: readers see the old
+    file or the complete new one, never a half-written one, and a failure leaves no temporary.
+
+    With ``replace=False`` the move is exclusive (a hard link, which fails when ``path`` exists):
+    a file that exists at that moment, even one that appeared while ``write`` ran, is left as it
+    is and :class:`OutputError` is raised. Where hard links are not supported, ``path`` is
+    first created exclusively and then replaced.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,8 +43,24 @@ def atomic_write(path: "str | Path", write: Callable[[str], object]) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _move_exclusively(tmp, path)
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def _move_exclusively(tmp: str, path: Path) -> None:
+    appeared = OutputError(f"{path} appeared while dcae was working; it was left as it is (--force replaces it)")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise appeared from None
+    except OSError:  # a file system without hard links: claim the name, then fill it
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            raise appeared from None
+        os.replace(tmp, path)
