@@ -434,9 +434,35 @@ def test_thread_settings_are_honoured(image: Path, tiny_weights: Path, monkeypat
     original = torch.set_num_threads
     monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.append(n) or original(n))
     argv = ["roundtrip", str(image), "--model", str(tiny_weights)]
+    before = torch.get_num_threads()
     assert main([*argv, "--threads", "1"]) == 0
     monkeypatch.setenv("DCAE_THREADS", "2")
     assert main(argv) == 0
-    assert seen == [1, 2]
+    assert seen[0::2] == [1, 2] and torch.get_num_threads() == before  # set for the command, then restored
     assert main([*argv, "--threads", "0"]) == 1  # a whole number of at least 1
     assert "must be at least 1" in _error_line(capsys.readouterr().err)
+    assert main([*argv, "--threads", "1000"]) == 1
+    assert "more than the" in _error_line(capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_batch_of_workers_at_once_and_leaves_no_temporary_file(tiny_weights, tmp_path):
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = random_image(384, 512)
+    for i in range(60):
+        Image.fromarray(photo).save(folder / f"{i:02d}.png")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "dcae.cli", "compress", *sorted(map(str, folder.iterdir()))]
+    command += ["-o", f"{out}/", "--model", str(tiny_weights), "--jobs", "2", "--threads", "2"]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out.is_dir() and any(out.glob("*.dcae"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 130
+    assert "dcae: interrupted" in run.stderr.read()
+    assert len(list(out.glob("*.dcae"))) < 60  # the workers stopped with the command
+    assert [p.name for p in out.iterdir() if not p.name.endswith(".dcae")] == []  # no temporary file

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from .errors import DcaeError
 from .memory import return_large_blocks_to_the_system
 from .outputs import decoded_name, plan_outputs
+from .runtime import thread_count
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -148,24 +149,6 @@ def _write_output(
         write_output(path, lambda tmp: Path(tmp).write_bytes(data), force)
 
 
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _threads(args: argparse.Namespace) -> int:
-    """The torch thread count a command asked for, else the environment's, else every CPU."""
-    if getattr(args, "threads", None):
-        return args.threads
-    for variable in ("DCAE_THREADS", "OMP_NUM_THREADS"):
-        text = os.environ.get(variable, "")
-        if text.isdigit() and int(text) > 0:
-            return int(text)
-    return _available_cpus()
-
-
 # What one worker (or the command itself) does to one file: (path, output, state, args) -> line.
 FileWork = Callable[[Path, Path, dict, argparse.Namespace], str]
 
@@ -173,42 +156,59 @@ FileWork = Callable[[Path, Path, dict, argparse.Namespace], str]
 def _code_files(work: FileWork, pairs: list[tuple[Path, Path]], args: argparse.Namespace, what: str) -> int:
     """Run ``work`` on every (input, output) pair, with a progress bar; failures one line each.
     The number of failures is returned. ``state`` holds what the files share (loaded codecs)."""
-    import torch
     from tqdm import tqdm
 
-    torch.set_num_threads(args.threads)
+    from .runtime import torch_threads
+
     state: dict = {}
     failures = 0
-    for path, output in tqdm(pairs, desc=what, unit="file", disable=len(pairs) < 2, file=sys.stderr):
-        try:
-            tqdm.write(work(path, output, state, args))
-        except USER_ERRORS as error:
-            failures += 1
-            tqdm.write(f"dcae: error: {path}: {error}", file=sys.stderr)
+    with torch_threads(args.threads):
+        for path, output in tqdm(pairs, desc=what, unit="file", disable=len(pairs) < 2, file=sys.stderr):
+            try:
+                tqdm.write(work(path, output, state, args))
+            except USER_ERRORS as error:
+                failures += 1
+                tqdm.write(f"dcae: error: {path}: {error}", file=sys.stderr)
     return failures
+
+
+def _code_files_in_worker(work: FileWork, pairs: list[tuple[Path, Path]], args: argparse.Namespace, what: str) -> int:
+    """:func:`_code_files` in a worker process: warnings as one line; stopped (SIGTERM, Ctrl-C)
+    it leaves at once, its temporary file already removed on the way out."""
+    warnings.showwarning = _show_warning
+    try:
+        return _code_files(work, pairs, args, what)
+    except KeyboardInterrupt:
+        os._exit(EXIT_INTERRUPTED)
 
 
 def _for_each(work: FileWork, pairs: list[tuple[Path, Path]], args: argparse.Namespace, what: str) -> int:
     """Code every file in this process or, for several files, in worker processes that share the
     CPUs (``--jobs``): a worker with one thread per CPU keeps every core busy where the network's
-    own threads would wait on each other (benchmarks/folder_throughput.py)."""
-    import concurrent.futures
-    import multiprocessing
+    own threads would wait on each other (benchmarks/folder_throughput.py). Stopping the command
+    stops the workers at once."""
+    from .runtime import worker_pool
 
-    cpus = _threads(args)
+    cpus = thread_count(args.threads)
     jobs = min(args.jobs or cpus, len(pairs), cpus) if len(pairs) > 1 else 1
     if jobs == 1:
         failures = _code_files(work, pairs, argparse.Namespace(**{**vars(args), "threads": cpus}), what)
         return EXIT_USER_ERROR if failures else EXIT_OK
     worker_args = argparse.Namespace(**{**vars(args), "threads": max(1, cpus // jobs), "handler": None})
     chunks = [pairs[i::jobs] for i in range(jobs)]
-    context = multiprocessing.get_context("spawn")  # no fork of a process holding OpenMP threads
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [
-            pool.submit(_code_files, work, chunk, worker_args, f"{what} {i + 1}/{jobs}")
+    pool = worker_pool(jobs)
+    try:
+        running = [
+            pool.apply_async(_code_files_in_worker, (work, chunk, worker_args, f"{what} {i + 1}/{jobs}"))
             for i, chunk in enumerate(chunks)
         ]
-        failures = sum(future.result() for future in futures)
+        failures = sum(result.get() for result in running)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     return EXIT_USER_ERROR if failures else EXIT_OK
 
 
@@ -535,15 +535,19 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _run_roundtrip(args: argparse.Namespace) -> int:
-    from .imageio import load_image
-    from .metrics import msssim, psnr
+    from .runtime import torch_threads
 
     save = Path(args.save) if args.save else None
     if save is not None:
         plan_outputs([Path(args.image)], args.save, save.suffix or ".png", args.force)
-    import torch
+    with torch_threads(thread_count(args.threads)):
+        return _roundtrip(args, save)
 
-    torch.set_num_threads(_threads(args))
+
+def _roundtrip(args: argparse.Namespace, save: "Path | None") -> int:
+    from .imageio import load_image
+    from .metrics import msssim, psnr
+
     codec = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=_optimize_steps(args))
     array, _ = load_image(Path(args.image), max_pixels=codec.options.max_pixels)
     compressed = codec.compress(array, quality=args.quality)

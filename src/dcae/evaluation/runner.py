@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import numpy as np
 from ..files import find_images
 from ..imageio import load_image
 from ..metrics import image_metrics
+from ..runtime import available_cpus, torch_threads, worker_pool
 from .classic import CLASSIC_CODECS
 
 DCAE_KEY = "dcae"
@@ -58,19 +57,6 @@ class CodecResult:
             for image, rows in sorted(self.per_image.items())
         }
         return {"name": self.name, "description": self.description, "results": results, "per_image": per_image}
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run with ``count`` torch threads, then restore the caller's setting."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run_job(job: Job) -> tuple[Job, list[list[dict[str, Any]]]]:
@@ -135,7 +121,7 @@ def evaluate(
     if unknown:
         raise ValueError(f"unknown codecs {unknown}; choose from {', '.join(CLASSIC_CODECS)}")
     results: dict[str, CodecResult] = {}
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+    threads = threads or max(1, available_cpus() // max(1, jobs))
     # A few images per job: dcae loads its model once per job, and progress stays fine-grained.
     per_job = max(1, math.ceil(len(images) / (4 * jobs)))
     chunks = [tuple(images[i : i + per_job]) for i in range(0, len(images), per_job)]
@@ -154,7 +140,8 @@ def evaluate(
     done, total = 0, sum(len(job.images) for job in job_list)
     with contextlib.ExitStack() as stack:
         if jobs > 1:
-            outcomes = stack.enter_context(ProcessPoolExecutor(max_workers=jobs)).map(run_job, job_list)
+            pool = stack.enter_context(worker_pool(jobs))  # leaving it terminates the workers
+            outcomes = pool.imap(run_job, job_list)
         else:
             outcomes = map(run_job, job_list)
         for job, rows_per_image in outcomes:
