@@ -17,6 +17,7 @@ import pytest
 from conftest import kodak_path, needs_shared, random_image
 from PIL import Image
 
+import dcae
 from dcae import bitstream, cli
 from dcae.cli import main
 
@@ -466,3 +467,40 @@ def test_sigterm_stops_a_batch_of_workers_at_once_and_leaves_no_temporary_file(t
     assert "dcae: interrupted" in run.stderr.read()
     assert len(list(out.glob("*.dcae"))) < 60  # the workers stopped with the command
     assert [p.name for p in out.iterdir() if not p.name.endswith(".dcae")] == []  # no temporary file
+
+
+def test_a_bug_is_one_line_with_status_2_and_its_traceback_on_request(monkeypatch, capsys, tmp_path) -> None:
+    def broken(_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_run_models", broken)
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "dcae: internal error: RuntimeError: boom (a bug in dcae; DCAE_DEBUG=1 shows where)"
+    ]
+    monkeypatch.setenv("DCAE_DEBUG", "1")
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and 'raise RuntimeError("boom")' in err
+
+
+def test_mistakes_reported_by_the_library_are_user_errors(tmp_path, capsys) -> None:
+    from dcae.codec import Codec, CodecOptions
+    from dcae.config import resolve_config
+    from dcae.errors import DcaeError
+
+    for mistake in (
+        lambda: CodecOptions(entropy_chunk=3),
+        lambda: CodecOptions(max_pixels=-1),
+        lambda: resolve_config("nosuch"),
+        lambda: resolve_config({"M": 0}),
+        lambda: Codec(dcae.build_model("tiny"), options=CodecOptions(tile=100)),
+        lambda: Codec(dcae.build_model("tiny")).compress_batch([random_image(64, 64), random_image(64, 128)]),
+    ):
+        with pytest.raises(DcaeError):
+            mistake()
+    config = tmp_path / "bad.toml"
+    config.write_text(f'train_data = "{tmp_path}"\nlambdas = [0.01]\n[model]\nM = 0\n')
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 1
+    assert "M must hold whole numbers" in _error_line(capsys.readouterr().err)

@@ -802,8 +802,15 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     except USER_ERRORS as error:
         print(f"dcae: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except Exception as error:  # noqa: BLE001 - last line of defence: one line, not a traceback
-        print(f"dcae: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - last line of defence: a bug, one line unless debugging
+        if os.environ.get("DCAE_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        print(
+            f"dcae: internal error: {type(error).__name__}: {error} (a bug in dcae; DCAE_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL_ERROR
     finally:
         if previous is not None:

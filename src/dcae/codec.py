@@ -38,7 +38,7 @@ from . import quality_map as quality_maps
 from .bitstream import ColourMode, Header, PadMode
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE
 from .entropy_parameters import DEFAULT_CHUNK
-from .errors import FormatError, ModelMismatchError, QualityError
+from .errors import ConfigError, FormatError, ImageError, ModelMismatchError, QualityError
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     ImageLike,
@@ -104,13 +104,13 @@ class CodecOptions:
 
     def __post_init__(self) -> None:
         if self.max_pixels is not None and (not _is_int(self.max_pixels) or self.max_pixels < 1):
-            raise ValueError(f"max_pixels must be a positive whole number or None, got {self.max_pixels!r}")
+            raise ConfigError(f"max_pixels must be a positive whole number or None, got {self.max_pixels!r}")
         if not _is_int(self.optimize_steps) or self.optimize_steps < 0:
             raise QualityError(f"optimize_steps must be a whole number >= 0, got {self.optimize_steps!r}")
         if not _is_int(self.entropy_chunk) or self.entropy_chunk < 0 or self.entropy_chunk % 4:
-            raise ValueError(f"entropy_chunk must be 0 or a positive multiple of 4, got {self.entropy_chunk!r}")
+            raise ConfigError(f"entropy_chunk must be 0 or a positive multiple of 4, got {self.entropy_chunk!r}")
         if not _is_int(self.scale_table_size) or not 2 <= self.scale_table_size <= 4096:
-            raise ValueError(f"scale_table_size must be in 2..4096, got {self.scale_table_size!r}")
+            raise ConfigError(f"scale_table_size must be in 2..4096, got {self.scale_table_size!r}")
         object.__setattr__(self, "pad_mode", PadMode(self.pad_mode))
 
 
@@ -177,7 +177,7 @@ class Codec:
         stride = model.config.stride
         for option, value in (("tile", self.options.tile or 0), ("halo", self.options.halo)):
             if not _is_int(value) or value < 0 or value % stride:
-                raise ValueError(f"{option} must be a non-negative multiple of {stride}, got {value!r}")
+                raise ConfigError(f"{option} must be a non-negative multiple of {stride}, got {value!r}")
         rate_points = max(model.config.num_rate_points, 1)
         if self.options.optimize_steps and (lambdas is None or len(lambdas) != rate_points):
             raise QualityError(
@@ -383,7 +383,7 @@ class Codec:
         )
         sizes = {a.shape[:2] for a in arrays}
         if len(sizes) != 1:
-            raise ValueError(f"a batch must hold images of one size, got {sorted(sizes)}")
+            raise ImageError(f"a batch must hold images of one size, got {sorted(sizes)}")
         bitstream.check_size(arrays[0].shape[1], arrays[0].shape[0])
         return self._compress_arrays(list(arrays), list(modes), self.check_quality(quality), start)
 
@@ -543,7 +543,7 @@ class Codec:
             )
 
         if any(setting(header) != setting(first) for header, _ in parsed[1:]):
-            raise ValueError("batched decoding needs files of one size, quality and coder setting")
+            raise FormatError("batched decoding needs files of one size, quality and coder setting")
         stride, latent_stride = self.model.config.stride, self.model.config.latent_stride
         latent_size = (
             math.ceil(first.height / stride) * stride // latent_stride,
@@ -595,7 +595,7 @@ def load_codec(
     codec_options = CodecOptions(**options)
     if isinstance(model, DCAE):
         if device is not None and torch.device(device) != next(model.parameters()).device:
-            raise ValueError("load_codec uses a model object where it is: move it to the device first")
+            raise ConfigError("load_codec uses a model object where it is: move it to the device first")
         return Codec(model, options=codec_options)
     path = resolve_model_path(model)
     net, meta = load_weights(path, device=device or "cpu")

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DCAEConfig:
@@ -57,7 +59,7 @@ class DCAEConfig:
     def __post_init__(self) -> None:
         problems = [problem for name, value in asdict(self).items() if (problem := _check_field(name, value))]
         if problems:  # the arithmetic checks below need sound values
-            raise ValueError("invalid DCAEConfig: " + "; ".join(problems))
+            raise ConfigError("invalid DCAEConfig: " + "; ".join(problems))
         if self.M % self.num_slices:
             problems.append(f"M={self.M} is not divisible by num_slices={self.num_slices}")
         for dim, head in zip(self.feature_dims, self.swin_head_dims):
@@ -72,7 +74,7 @@ class DCAEConfig:
         if self.num_rate_points < 0:
             problems.append("num_rate_points must be >= 0")
         if problems:
-            raise ValueError("invalid DCAEConfig: " + "; ".join(problems))
+            raise ConfigError("invalid DCAEConfig: " + "; ".join(problems))
 
     @property
     def slice_channels(self) -> int:
@@ -112,11 +114,11 @@ class DCAEConfig:
     def from_dict(cls, data: dict[str, Any]) -> "DCAEConfig":
         """Build from a dictionary, rejecting unknown keys with a clear message."""
         if not isinstance(data, dict):
-            raise ValueError(f"a model config must be a JSON object, not {type(data).__name__}")
+            raise ConfigError(f"a model config must be a JSON object, not {type(data).__name__}")
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+            raise ConfigError(f"unknown model config keys: {', '.join(unknown)}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
@@ -216,8 +218,8 @@ def resolve_config(preset_or_config: "str | DCAEConfig | dict[str, Any]") -> DCA
             return PRESETS[preset_or_config]
         except KeyError:
             names = ", ".join(sorted(PRESETS))
-            raise ValueError(f"unknown model preset {preset_or_config!r}; known presets: {names}") from None
-    raise TypeError(f"expected a preset name, DCAEConfig or dict, got {type(preset_or_config).__name__}")
+            raise ConfigError(f"unknown model preset {preset_or_config!r}; known presets: {names}") from None
+    raise ConfigError(f"expected a preset name, DCAEConfig or dict, got {type(preset_or_config).__name__}")
 
 
 __all__ = ["DCAEConfig", "PRESETS", "resolve_config"]

@@ -47,7 +47,7 @@ class WeightsError(DcaeError):
 
 
 class ConfigError(DcaeError):
-    """A training configuration is invalid."""
+    """A configuration is invalid: a model's, a training run's, or a codec's options."""
 
 
 class DataError(DcaeError):

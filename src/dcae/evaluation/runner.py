@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..files import find_images
 from ..imageio import load_image
 from ..metrics import image_metrics
@@ -119,7 +120,7 @@ def evaluate(
     images = [str(p) for p in find_images(dataset)][: max_images or None]
     unknown = [c for c in codecs if c not in CLASSIC_CODECS]
     if unknown:
-        raise ValueError(f"unknown codecs {unknown}; choose from {', '.join(CLASSIC_CODECS)}")
+        raise ConfigError(f"unknown codecs {unknown}; choose from {', '.join(CLASSIC_CODECS)}")
     results: dict[str, CodecResult] = {}
     threads = threads or max(1, available_cpus() // max(1, jobs))
     # A few images per job: dcae loads its model once per job, and progress stays fine-grained.
