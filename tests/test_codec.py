@@ -438,3 +438,18 @@ def test_portable_decoding_ignores_onednn(monkeypatch) -> None:
     expected = codec.decompress(compressed).pixels
     monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
     _within_a_level(codec.decompress(compressed).pixels, expected)
+
+
+@pytest.mark.parametrize(
+    ("first", "environment", "expected"),
+    [("dcae.codec", {}, "PASSIVE"), ("dcae.codec", {"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"), ("torch", {}, "unset")],
+)
+def test_library_users_get_the_command_lines_openmp_wait_policy(first: str, environment: dict, expected: str) -> None:
+    """OpenMP reads it once, when PyTorch loads: importing dcae first sets it, as the CLI has it;
+    a user's own setting wins, and after PyTorch has loaded dcae leaves the environment alone."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | environment
+    script = f"import os, {first}, dcae.codec; print(os.environ.get('OMP_WAIT_POLICY', 'unset'))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.stdout.strip() == expected, result.stderr

@@ -781,12 +781,7 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Entry point of the ``dcae`` console script; returns the exit status."""
-    if "torch" not in sys.modules:
-        # OpenMP threads that sleep instead of spinning while they wait: on a busy machine two
-        # spinning threads ran coding 1.6x slower than one; sleeping ones match one thread there
-        # and lose about 3% on an idle machine (benchmarks/threads.py). The user's setting wins.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return_large_blocks_to_the_system()
+    return_large_blocks_to_the_system()  # (the OpenMP wait policy is set by importing dcae)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error already reported
