@@ -200,7 +200,7 @@ def test_a_header_quality_outside_the_range_is_a_user_error(image, tiny_weights,
 
 def test_usage_errors_exit_one_and_help_exits_zero(capsys) -> None:
     assert main(["compress", "--quality"]) == 1
-    assert _error_line(capsys.readouterr().err).startswith("dcae: error: dcae compress:")
+    assert _error_line(capsys.readouterr().err).startswith("dcae: error: compress:")
     assert main(["--help"]) == 0
     assert "compress" in capsys.readouterr().out
 
@@ -504,3 +504,30 @@ def test_mistakes_reported_by_the_library_are_user_errors(tmp_path, capsys) -> N
     config.write_text(f'train_data = "{tmp_path}"\nlambdas = [0.01]\n[model]\nM = 0\n')
     assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 1
     assert "M must hold whole numbers" in _error_line(capsys.readouterr().err)
+
+
+def test_small_defects_a_new_user_met(tmp_path, capsys, image, tiny_weights) -> None:
+    loop = tmp_path / "loop.dcae"
+    loop.symlink_to(tmp_path / "other.dcae")
+    (tmp_path / "other.dcae").symlink_to(loop)
+    assert main(["decompress", str(loop)]) == 1
+    assert _error_line(capsys.readouterr().err) == f"dcae: error: {loop} is a loop of symbolic links"
+    assert main(["models", "--bogus"]) == 1
+    assert _error_line(capsys.readouterr().err).startswith("dcae: error: unrecognized arguments: --bogus")
+    coded = tmp_path / "x.dcae"
+    assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(coded)]) == 0
+    bpp = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("bpp"))
+    assert re.fullmatch(r"bpp\s+\d+\.\d{1,4}", bpp)
+
+
+def test_a_foreign_file_is_refused_before_pytorch_loads(tmp_path) -> None:
+    junk = tmp_path / "junk.dcae"
+    junk.write_bytes(b"not a dcae file at all")
+    script = (
+        f"import sys; from dcae.cli import main; code = main(['decompress', {str(junk)!r}]); "
+        "print('torch' in sys.modules, code)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["False", "1"] and "magic" in result.stderr

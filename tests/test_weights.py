@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,10 @@ def test_tensors_that_do_not_match_their_config_give_a_short_message(tmp_path: P
     with pytest.raises(WeightsError, match="do not match the model config") as caught:
         load_weights(path)
     assert len(str(caught.value)) < 400
+    # each kind of mismatch names its count and a few tensors, and shapes are spelled out
+    assert re.search(
+        r"\d+ tensors of another shape \([\w.]+: the config needs \(\d+(, \d+)*\), the file has", str(caught.value)
+    )
 
 
 def test_released_models_are_installed_and_match_the_registry() -> None:

@@ -40,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are user mistakes: one line, exit status 1 (not 2)."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"dcae: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        command = "" if self.prog == "dcae" else f"{self.prog.removeprefix('dcae ')}: "
+        print(f"dcae: error: {command}{message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
 
 
@@ -213,10 +214,9 @@ def _for_each(work: FileWork, pairs: list[tuple[Path, Path]], args: argparse.Nam
 
 
 def _read_file(path: Path) -> bytes:
-    if not path.exists():
-        raise UserError(f"file not found: {path}")
-    if path.is_dir():
-        raise UserError(f"expected a file, got a folder: {path}")
+    from .files import check_readable
+
+    check_readable(path)
     return path.read_bytes()
 
 
@@ -434,7 +434,11 @@ def _codec_for_file(data: bytes, args: argparse.Namespace, cache: dict) -> Any:
 
 
 def _run_decompress(args: argparse.Namespace) -> int:
+    from . import bitstream
+
     inputs = [Path(p) for p in args.inputs]
+    if len(inputs) == 1:  # a foreign or damaged file is reported before PyTorch loads
+        bitstream.unpack(_read_file(inputs[0]))
     outputs = plan_outputs(
         inputs, args.output, ".png", args.force, lambda path: decoded_name(path, preview_slices=args.preview)
     )
@@ -472,7 +476,7 @@ def _run_info(args: argparse.Namespace) -> int:
         "payload_bytes": len(payload),
         "width": header.width,
         "height": header.height,
-        "bpp": 8 * len(data) / header.num_pixels,
+        "bpp": round(8 * len(data) / header.num_pixels, 4),
         "colour_mode": header.colour_mode.name,
         "padding": header.pad_mode.name.lower(),
         "quality": header.quality,

@@ -61,3 +61,7 @@ class ResourceError(DcaeError):
 class OutputError(DcaeError):
     """An output cannot be written: it exists (and replacing it was not asked for), or its
     folder cannot be written."""
+
+
+class InputError(DcaeError):
+    """An input file cannot be read: missing, a folder, a broken symbolic link."""

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DataError, OutputError
+from .errors import DataError, InputError, OutputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm"}
+
+
+def check_readable(path: Path, what: str = "file") -> None:
+    """Raise :class:`InputError` unless ``path`` names an existing file, saying what is wrong:
+    missing, a dangling or looping symbolic link, a folder."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        dangling = path.is_symlink()
+        raise InputError(f"{what} not found: {path}" + (" (a symbolic link to nothing)" if dangling else "")) from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise InputError(f"{path} is a loop of symbolic links") from None
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise InputError(f"expected a {what}, got a folder: {path}")
 
 
 def find_images(root: "str | Path") -> list[Path]:

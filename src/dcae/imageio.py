@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .bitstream import ColourMode, PadMode
 from .errors import DcaeError, ImageError
+from .files import check_readable
 
 ImageLike = "str | os.PathLike[str] | Image.Image | np.ndarray"
 
@@ -146,10 +147,7 @@ def load_image(
         return _from_pil(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.exists():
-            raise ImageError(f"image not found: {path}")
-        if path.is_dir():
-            raise ImageError(f"expected an image file, got a folder: {path}")
+        check_readable(path, "image")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # dcae checks the size itself

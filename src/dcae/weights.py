@@ -99,8 +99,10 @@ def read_metadata(path: "str | Path") -> dict[str, Any]:
     return meta
 
 
-def _name_list(names: list[str]) -> str:
-    return f"{len(names)} (e.g. {', '.join(names[:3])})"
+def _tensors(names: list[str], what: str) -> str:
+    """``3 tensors missing (a, b, c)``; at most three names."""
+    more = ", ..." if len(names) > 3 else ""
+    return f"{len(names)} tensor{'s' if len(names) != 1 else ''} {what} ({', '.join(names[:3])}{more})"
 
 
 def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tuple[DCAE, dict[str, Any]]:
@@ -135,9 +137,10 @@ def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tu
     unexpected = sorted(set(stored) - set(expected))
     reshaped = sorted(name for name in set(expected) & set(stored) if expected[name] != stored[name])
     if missing or unexpected or reshaped:
+        shapes = [f"{name}: the config needs {expected[name]}, the file has {stored[name]}" for name in reshaped]
         details = [
-            f"{label} {_name_list(names)}"
-            for label, names in (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped))
+            _tensors(names, label)
+            for label, names in (("missing", missing), ("not in the model", unexpected), ("of another shape", shapes))
             if names
         ]
         raise WeightsError(f"{path}: the tensors do not match the model config: {'; '.join(details)}")
