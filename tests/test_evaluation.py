@@ -89,6 +89,12 @@ def test_eval_writes_json_plot_and_report(tmp_path: Path, tiny_weights: Path, ca
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.html").read_text()
     assert "<table>" in report and report.count("data:image/png;base64,") >= 4  # plot + original + 2 codecs
+    # an earlier report is replaced only with --force, and the refusal comes before any work
+    assert main([*argv, "--out", str(out)]) == 1
+    assert "holds an earlier report" in capsys.readouterr().err and (out / "report.html").read_text() == report
+    quick = ["eval", str(data), "--model", "none", "--codecs", "jpeg", "--out", str(out), "--force"]
+    assert main(quick) == 0 and (out / "report.html").read_text() != report
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left
 
 
 def test_eval_measures_latent_optimisation(tmp_path: Path, capsys) -> None:

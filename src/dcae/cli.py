@@ -229,8 +229,9 @@ class _Progress:
     (the stage is its label); only on a terminal, and only once the operation runs longer than
     :data:`PROGRESS_DELAY`."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, delay: "float | None" = None) -> None:
         self.label, self.bar = label, None
+        self.delay = PROGRESS_DELAY if delay is None else delay
         self.shown = sys.stderr.isatty()
         self.coded: "int | None" = None  # the bar's count when writing began
 
@@ -241,7 +242,7 @@ class _Progress:
 
         description = f"{self.label}: {stage}"
         if self.bar is None:
-            self.bar = tqdm(total=total, desc=description, file=sys.stderr, leave=False, delay=PROGRESS_DELAY)
+            self.bar = tqdm(total=total, desc=description, file=sys.stderr, leave=False, delay=self.delay)
         elif self.bar.desc != description:
             self.bar.set_description(description)
         self.bar.total = total
@@ -651,6 +652,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=_whole(1), help="torch threads per job (default: the CPUs shared among jobs)")
     p.add_argument("--optimize", type=_whole(0), default=0, metavar="STEPS", help="as `compress --optimize`")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--force", action="store_true", help="replace an earlier report in the output folder")
     p.set_defaults(handler=_run_eval)
 
 
@@ -658,7 +660,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .evaluation.classic import CLASSIC_CODECS
-    from .evaluation.report import load_anchor_files, write_report
+    from .evaluation.report import REPORT_FILES, load_anchor_files, write_report
     from .evaluation.runner import evaluate
     from .files import find_images
 
@@ -671,6 +673,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"unknown codecs {', '.join(unknown)}; choose from {', '.join(CLASSIC_CODECS)}")
     find_images(dataset)  # a missing or empty folder is reported before any work starts
+    out = Path(args.out)
+    earlier = [out / name for name in REPORT_FILES if (out / name).exists()]
+    if earlier and not args.force:
+        raise UserError(f"{out} holds an earlier report ({earlier[0].name}); use --force to replace it")
+    if not out.exists() and not out.parent.is_dir():
+        raise UserError(f"cannot create folder {out}: its parent {out.parent} does not exist")
     bar = tqdm(total=0, desc="eval", unit="image-codec", file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
@@ -692,13 +700,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     written = write_report(
-        Path(args.out),
+        out,
         results,
         load_anchor_files(args.anchors),
         dataset,
         model,
         tuple(args.bpp_range) if args.bpp_range else None,
         optimize_steps=args.optimize,
+        force=args.force,
     )
     print(Path(written["table"]).read_text())
     print(f"wrote {', '.join(str(p) for p in written.values())}")
@@ -750,7 +759,11 @@ def _run_export(args: argparse.Namespace) -> int:
     except ImportError:
         raise UserError("ONNX export needs the onnx extra: pip install 'dcae[onnx]'") from None
     codec = load_codec(args.model)
-    description = export_onnx(codec.model, out, codec.name, codec.digest_hex)
+    progress = _Progress(f"export {codec.name}", delay=0.0)  # every stage takes seconds
+    try:
+        description = export_onnx(codec.model, out, codec.name, codec.digest_hex, progress)
+    finally:
+        progress.close()
     check = description["largest_difference_from_pytorch"]
     measured = "not checked (onnxruntime is not installed)" if check is None else json.dumps(check)
     print(f"wrote {out}/analysis.onnx, synthesis.onnx, model.json; largest difference from PyTorch: {measured}")

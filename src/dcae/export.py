@@ -8,14 +8,18 @@ difference from PyTorch measured at export.
 
 The entropy model (hyper synthesis, dictionary attention, slice contexts) is not exported: the
 portable file guarantee needs its predictions computed in float64 exactly as dcae computes them
-(``dcae.portable``), and ONNX runtimes compute such networks in float32, where decisions differ
+(``dcae.entropy_parameters``), and ONNX runtimes compute such networks in float32, where decisions differ
 between machines. An ONNX deployment therefore codes the transforms outside PyTorch and the
 latents with dcae's entropy coder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from torch import nn
 
 from .files import atomic_write
 from .model import DCAE
+from .progress import Progress, StagedProgress
 
 EXPORT_FORMAT = "dcae-onnx/1"
 
@@ -50,19 +55,36 @@ class _Synthesis(nn.Module):
 
 def _export(module: nn.Module, args: tuple, names: tuple[list[str], list[str]], shapes: dict, path: Path) -> None:
     inputs, outputs = names
-    program = torch.onnx.export(
-        module, args, input_names=inputs, output_names=outputs, dynamic_shapes=shapes, dynamo=True, verbose=False
-    )
+    # PyTorch's exporter warns about its own internals (deprecations, graph breaks it handles);
+    # none of it is the user's to act on, and the result is checked below.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module.eval(),
+            args,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_shapes=shapes,
+            dynamo=True,
+            verbose=False,
+        )
     atomic_write(path, lambda tmp: program.save(tmp))
 
 
-def export_onnx(model: DCAE, out: "str | Path", name: str, digest: str) -> dict[str, Any]:
+def export_onnx(
+    model: DCAE, out: "str | Path", name: str, digest: str, progress: "Progress | None" = None
+) -> dict[str, Any]:
     """Write ``analysis.onnx``, ``synthesis.onnx`` and ``model.json`` for ``model`` into ``out``;
     returns the description. When onnxruntime is installed, both graphs are run on a test image
-    and their largest difference from PyTorch is recorded."""
+    and their largest difference from PyTorch is recorded. The caller's model is left as it was
+    (an evaluation-mode copy is exported). ``progress`` hears each of the three stages."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = model.eval().requires_grad_(False)
+    model = copy.deepcopy(model).eval().requires_grad_(False)
+    stages = StagedProgress(progress, [("exporting the analysis", 1), ("exporting the synthesis", 1), ("checking", 1)])
+    report = stages.stage("exporting the analysis")
+    if report is not None:
+        report(0, 1)
     stride, latent = model.config.stride, model.config.latent_stride
     variable = model.variable_rate
     batch = torch.export.Dim("batch", min=1, max=64)
@@ -82,6 +104,9 @@ def export_onnx(model: DCAE, out: "str | Path", name: str, digest: str) -> dict[
         out / "analysis.onnx",
     )
     factor = stride // latent
+    report = stages.stage("exporting the synthesis")
+    if report is not None:
+        report(0, 1)
     _export(
         _Synthesis(model),
         (torch.round(y), *extra),
@@ -89,6 +114,9 @@ def export_onnx(model: DCAE, out: "str | Path", name: str, digest: str) -> dict[
         {"y_hat": {0: batch, 2: rows * factor, 3: columns * factor}, **q_shape},
         out / "synthesis.onnx",
     )
+    report = stages.stage("checking")
+    if report is not None:
+        report(0, 1)
     description = {
         "format": EXPORT_FORMAT,
         "model": name,
@@ -114,6 +142,7 @@ def export_onnx(model: DCAE, out: "str | Path", name: str, digest: str) -> dict[
         "largest_difference_from_pytorch": _check(out, model, variable),
     }
     atomic_write(out / "model.json", lambda tmp: Path(tmp).write_text(json.dumps(description, indent=2) + "\n"))
+    stages.finish("checking")
     return description
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..imageio import load_image
 from ..metrics import psnr
+from ..outputs import write_output
 from .bdrate import bd_rate
 from .classic import CLASSIC_CODECS
 from .runner import DCAE_KEY, CodecResult
@@ -134,7 +135,7 @@ def rd_plot(curves: dict[str, dict[str, Any]], measured: set[str], path: Path, b
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # the path may be a temporary name
     plt.close(fig)
 
 
@@ -190,6 +191,10 @@ def _decode_at(key: str, reference: np.ndarray, quality, model: "str | None", op
     return classic.decode(classic.encode(reference, quality))
 
 
+# The files every report writes (besides one <codec>.json per codec).
+REPORT_FILES = ("bd_table.md", "bd_table.json", "rd.png", "report.html")
+
+
 def write_report(
     out: Path,
     results: dict[str, CodecResult],
@@ -198,16 +203,22 @@ def write_report(
     model: "str | None",
     bpp_range: "tuple[float, float] | None" = None,
     optimize_steps: int = 0,
+    force: bool = False,
 ) -> dict[str, Path]:
     """Write ``<codec>.json``, ``bd_table.md``/``.json``, ``rd.png`` and ``report.html`` into ``out``
-    (``optimize_steps``: the dcae setting of the run, for the report's matched-rate crops)."""
+    (``optimize_steps``: the dcae setting of the run, for the report's matched-rate crops). Each
+    file is written whole or not at all; an existing one is replaced only with ``force``."""
     out.mkdir(parents=True, exist_ok=True)
+
+    def write_text(path: Path, text: str) -> None:
+        write_output(path, lambda tmp: Path(tmp).write_text(text), force)
+
     written: dict[str, Path] = {}
     curves: dict[str, dict[str, Any]] = {}
     for key, result in results.items():
         data = result.to_json()
         path = out / f"{result.name}.json"
-        path.write_text(json.dumps(data, indent=2, allow_nan=False, default=_json_default))
+        write_text(path, json.dumps(data, indent=2, allow_nan=False, default=_json_default))
         written[key] = path
         curves[key] = data
     test_key = DCAE_KEY if DCAE_KEY in curves else next(iter(curves))
@@ -220,14 +231,14 @@ def write_report(
         markdown += "\nAgreement of this run's classic codecs with the earlier measurements (BD-rate, PSNR):\n\n"
         markdown += "| codec | vs measured-<codec> |\n| --- | --- |\n"
         markdown += "".join(f"| {a['codec']} | {_fmt(a['bd_rate_psnr'])} |\n" for a in agreement)
-    (out / "bd_table.md").write_text(markdown)
-    (out / "bd_table.json").write_text(json.dumps(rows, indent=2, default=_json_default))
+    write_text(out / "bd_table.md", markdown)
+    write_text(out / "bd_table.json", json.dumps(rows, indent=2, default=_json_default))
     all_curves = dict(curves)
     all_curves.update({f"anchor:{k}": {**v, "name": f"{v.get('name', k)} (anchor)"} for k, v in anchors.items()})
-    rd_plot(all_curves, set(curves), out / "rd.png")
+    write_output(out / "rd.png", lambda tmp: rd_plot(all_curves, set(curves), Path(tmp)), force)
     images = sorted(results[test_key].per_image)
     tiles = matched_crops(dataset / images[0], results, model, optimize_steps=optimize_steps) if images else []
-    (out / "report.html").write_text(_html(results, rows, agreement, out / "rd.png", tiles, dataset, bpp_range))
+    write_text(out / "report.html", _html(results, rows, agreement, out / "rd.png", tiles, dataset, bpp_range))
     written.update(table=out / "bd_table.md", plot=out / "rd.png", report=out / "report.html")
     return written
 
