@@ -362,12 +362,20 @@ def _torch_device(text: str) -> Any:
     return device
 
 
-def _codec_for(model: str, args: argparse.Namespace, **options: Any) -> Any:
-    from .codec import load_codec
+def _codecs(args: argparse.Namespace, state: dict) -> Any:
+    """The command's codec cache (one per process: the command's, or a worker's)."""
+    from .codecs import CodecCache
 
+    if "codecs" not in state:
+        state["codecs"] = CodecCache(device=_torch_device(args.device))
+    return state["codecs"]
+
+
+def _options(args: argparse.Namespace, **options: Any) -> dict[str, Any]:
+    """Codec options from the runtime flags, plus ``options``."""
     if args.max_pixels is not None:
         options["max_pixels"] = args.max_pixels or None
-    return load_codec(model, device=_torch_device(args.device), **options)
+    return options
 
 
 def _run_compress(args: argparse.Namespace) -> int:
@@ -378,11 +386,8 @@ def _run_compress(args: argparse.Namespace) -> int:
 
 
 def _compress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
-    if "codec" not in state:
-        state["codec"] = _codec_for(
-            args.model, args, portable=not args.machine_specific, optimize_steps=_optimize_steps(args)
-        )
-    codec = state["codec"]
+    options = _options(args, portable=not args.machine_specific, optimize_steps=_optimize_steps(args))
+    codec = _codecs(args, state).get(args.model, **options)
     rate = {"quality": args.quality, "target_bpp": args.target_bpp, "target_size": args.target_size}
     if args.roi is not None:
         rate = {"quality_map": _roi_map(path, args, codec)}
@@ -417,23 +422,6 @@ def _roi_map(path: Path, args: argparse.Namespace, codec: Any) -> Any:
     return roi_quality_map(inside, outside, args.roi_quality)
 
 
-def _codec_for_file(data: bytes, args: argparse.Namespace, cache: dict) -> Any:
-    """The codec that can decode ``data``: the one asked for, or the released model that wrote it."""
-    from . import bitstream
-    from .zoo import find_by_digest, missing_model_message
-
-    model = args.model
-    if model is None:
-        digest = bitstream.model_digest(data)
-        entry = find_by_digest(digest)
-        if entry is None or not entry.available:
-            raise UserError(missing_model_message(digest))
-        model = entry.name
-    if model not in cache:
-        cache[model] = _codec_for(model, args, onnx_synthesis=args.onnx)
-    return cache[model]
-
-
 def _run_decompress(args: argparse.Namespace) -> int:
     from . import bitstream
 
@@ -449,7 +437,7 @@ def _run_decompress(args: argparse.Namespace) -> int:
 
 def _decompress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
     data = _read_file(path)
-    codec = _codec_for_file(data, args, state)
+    codec = _codecs(args, state).for_file(data, args.model, **_options(args, onnx_synthesis=args.onnx))
     progress = _Progress(str(path))
     try:
         decoded = codec.decompress(data, preview_slices=args.preview, progress=progress)
@@ -553,7 +541,8 @@ def _roundtrip(args: argparse.Namespace, save: "Path | None") -> int:
     from .imageio import load_image
     from .metrics import msssim, psnr
 
-    codec = _codec_for(args.model, args, portable=not args.machine_specific, optimize_steps=_optimize_steps(args))
+    options = _options(args, portable=not args.machine_specific, optimize_steps=_optimize_steps(args))
+    codec = _codecs(args, {}).get(args.model, **options)
     array, _ = load_image(Path(args.image), max_pixels=codec.options.max_pixels)
     compressed = codec.compress(array, quality=args.quality)
     decoded = codec.decompress(compressed.data)
@@ -745,7 +734,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     import json
 
-    from .codec import load_codec
+    from .codecs import CodecCache
     from .export import export_onnx
 
     out = Path(args.onnx)
@@ -758,7 +747,7 @@ def _run_export(args: argparse.Namespace) -> int:
         import onnxscript  # noqa: F401 - the exporter needs it
     except ImportError:
         raise UserError("ONNX export needs the onnx extra: pip install 'dcae[onnx]'") from None
-    codec = load_codec(args.model)
+    codec = CodecCache().get(args.model)
     progress = _Progress(f"export {codec.name}", delay=0.0)  # every stage takes seconds
     try:
         description = export_onnx(codec.model, out, codec.name, codec.digest_hex, progress)

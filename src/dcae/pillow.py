@@ -18,36 +18,18 @@ with dcae's message.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import IO, Any
 
 from PIL import Image, ImageFile
 
 from . import bitstream
+from .codecs import CodecCache
 from .errors import DcaeError
 
 FORMAT = "DCAE"
 EXTENSION = ".dcae"
 # Decoded and saved files reuse loaded models: loading one costs more than coding a small image.
 _CODECS_KEPT = 2
-
-
-class _Codecs:
-    """The codecs the plugin has loaded, most recently used last (at most ``_CODECS_KEPT``)."""
-
-    def __init__(self) -> None:
-        self._loaded: OrderedDict[tuple[str, bool, int], Any] = OrderedDict()
-
-    def get(self, model: str, portable: bool = True, optimize_steps: int = 0) -> Any:
-        from .codec import load_codec
-
-        key = (model, portable, optimize_steps)
-        if key not in self._loaded:
-            self._loaded[key] = load_codec(model, portable=portable, optimize_steps=optimize_steps)
-            while len(self._loaded) > _CODECS_KEPT:
-                self._loaded.popitem(last=False)
-        self._loaded.move_to_end(key)
-        return self._loaded[key]
 
 
 def _pil_mode(colour_mode: bitstream.ColourMode) -> str:
@@ -66,7 +48,7 @@ def _accept(prefix: bytes) -> bool:
 
 def register() -> None:
     """Make ``.dcae`` a Pillow format (opening, saving, the extension). Calling it again is harmless."""
-    codecs = _Codecs()
+    codecs = CodecCache(keep=_CODECS_KEPT)
 
     class DcaeImageFile(ImageFile.ImageFile):
         format = FORMAT
@@ -87,14 +69,8 @@ def register() -> None:
 
         def load(self) -> Any:
             if self._data is not None:
-                from .zoo import find_by_digest, missing_model_message
-
-                header, _ = bitstream.unpack(self._data)
-                writer = find_by_digest(header.digest)
-                if writer is None or not writer.available:
-                    raise OSError(missing_model_message(header.digest))
                 try:
-                    decoded = codecs.get(writer.name).decompress(self._data)
+                    decoded = codecs.for_file(self._data).decompress(self._data)
                 except DcaeError as error:
                     raise OSError(str(error)) from None
                 image = decoded.to_pil()
@@ -107,12 +83,12 @@ def register() -> None:
 
     def save(image: Image.Image, fp: IO[bytes], _filename: "str | bytes") -> None:
         options = image.encoderinfo
-        codec = codecs.get(
-            str(options.get("model", "default")),
-            portable=not options.get("machine_specific", False),
-            optimize_steps=int(options.get("optimize", 0)),
-        )
         try:
+            codec = codecs.get(
+                str(options.get("model", "default")),
+                portable=not options.get("machine_specific", False),
+                optimize_steps=int(options.get("optimize", 0)),
+            )
             compressed = codec.compress(
                 image,
                 quality=options.get("quality"),

@@ -183,9 +183,9 @@ def matched_crops(
 
 def _decode_at(key: str, reference: np.ndarray, quality, model: "str | None", optimize_steps: int) -> np.ndarray:
     if key == DCAE_KEY:
-        from ..codec import load_codec
+        from ..codecs import CodecCache
 
-        codec = load_codec(model, optimize_steps=optimize_steps)
+        codec = CodecCache().get(model, optimize_steps=optimize_steps)
         return codec.decompress(codec.compress(reference, quality=quality)).pixels
     classic = CLASSIC_CODECS[key]
     return classic.decode(classic.encode(reference, quality))

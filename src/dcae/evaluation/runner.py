@@ -64,9 +64,9 @@ def run_job(job: Job) -> tuple[Job, list[list[dict[str, Any]]]]:
     """Encode and decode each image of the job at every quality; returns metric rows per image."""
     with torch_threads(job.threads):
         if job.codec == DCAE_KEY:
-            from ..codec import load_codec
+            from ..codecs import CodecCache
 
-            codec = load_codec(job.model, optimize_steps=job.optimize_steps)
+            codec = CodecCache().get(job.model, optimize_steps=job.optimize_steps)
             encode: Callable = lambda a, q: codec.compress(a, quality=q).data  # noqa: E731
             decode: Callable = lambda data: codec.decompress(data).pixels  # noqa: E731
         else:
