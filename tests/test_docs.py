@@ -13,10 +13,11 @@ from conftest import REPO, random_image
 from PIL import Image
 
 import dcae.codec
+import dcae.codecs
 import dcae.pillow
 
 
-@pytest.mark.parametrize("module", [dcae.codec, dcae.pillow])
+@pytest.mark.parametrize("module", [dcae.codec, dcae.codecs, dcae.pillow])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
