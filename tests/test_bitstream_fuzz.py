@@ -10,7 +10,7 @@ import dataclasses
 from unittest import mock
 
 import pytest
-from conftest import random_image, random_model
+from conftest import TINY_VR, random_image, random_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,3 +137,12 @@ def test_a_tiny_file_declaring_a_huge_image_is_refused_at_once() -> None:
         shipped.decompress(data)
     with pytest.raises(DcaeError, match="above the limit"):
         CODEC.decompress(data)  # the default pixel limit refuses it even earlier
+
+
+def test_a_header_names_the_format_version_its_file_has() -> None:
+    codec = Codec(random_model(TINY_VR))
+    compressed = codec.compress(random_image(64, 64), quality=1.0)
+    assert compressed.header == bitstream.unpack(compressed.data)[0]  # the header the codec built is the file's
+    assert compressed.header.format_version == compressed.data[4] == 2
+    old = dataclasses.replace(compressed.header, latent_checksum=None, portable=False)
+    assert bitstream.pack(old, b"")[4] == old.format_version == 1

@@ -139,6 +139,14 @@ class Header:
     def num_pixels(self) -> int:
         return self.width * self.height
 
+    @property
+    def format_version(self) -> int:
+        """The format version a file with this header has: 1 without a latent checksum, 3 with
+        a quality map, else 2 (:func:`pack` writes exactly this)."""
+        if self.latent_checksum is None:
+            return 1
+        return QUALITY_MAP_VERSION if self.quality_map is not None else FORMAT_VERSION
+
 
 def pack(header: Header, payload: bytes) -> bytes:
     """Serialise a header and payload into a complete ``.dcae`` file.
@@ -153,11 +161,10 @@ def pack(header: Header, payload: bytes) -> bytes:
     if len(header.digest) != _DIGEST_BYTES:
         raise ValueError("digest must be 8 bytes")
     check_size(header.width, header.height)
-    version = 1 if header.latent_checksum is None else FORMAT_VERSION
+    version = header.format_version
     if version == 1 and (header.portable or header.quality_map is not None):
         raise ValueError("portable files and quality maps need format version 2 or 3 (a latent checksum)")
     if header.quality_map is not None:
-        version = QUALITY_MAP_VERSION
         if (header.quality_map.rows, header.quality_map.columns) != latent_size(header.width, header.height):
             raise ValueError("the quality map must cover the image's latent positions")
     flags = (FLAG_QUALITY if header.quality is not None else 0) | (FLAG_PORTABLE if header.portable else 0)

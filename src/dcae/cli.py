@@ -474,7 +474,7 @@ def _run_info(args: argparse.Namespace) -> int:
         "model": entry.name if entry else None,
         "scale_table_size": header.scale_table_size,
         "slices": header.num_slices,
-        "format_version": data[4],
+        "format_version": header.format_version,
         "portable": header.portable,
         "latent_checksum": None if header.latent_checksum is None else f"{header.latent_checksum:08x}",
         "quality_map": None

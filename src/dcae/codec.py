@@ -20,6 +20,7 @@ container (:mod:`dcae.bitstream`); decoding reverses each step. Rate control liv
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -124,6 +125,10 @@ class CompressedImage:
 
     def __bytes__(self) -> bytes:
         return self.data
+
+    def __len__(self) -> int:
+        """The file's size in bytes."""
+        return len(self.data)
 
     @property
     def bpp(self) -> float:
@@ -345,8 +350,8 @@ class Codec:
             target_size = int(target_bpp * height * width / 8)
         if not _is_real(target_size) or not math.isfinite(target_size) or target_size < 1:
             raise QualityError(f"target size must be a positive number of bytes, got {target_size!r}")
-        data = self._compress_to_size(array, mode, int(min(target_size, bitstream.MAX_FILE_BYTES)), progress)
-        return CompressedImage(data, bitstream.unpack(data)[0], time.perf_counter() - start)
+        found = self._compress_to_size(array, mode, int(min(target_size, bitstream.MAX_FILE_BYTES)), progress)
+        return dataclasses.replace(found, seconds=time.perf_counter() - start)
 
     def _compress_with_map(
         self, array: np.ndarray, mode: ColourMode, pixel_map: np.ndarray, start: float, progress: "Progress | None"
@@ -366,8 +371,8 @@ class Codec:
             map_tensor = quality_maps.as_tensor(latent_map, self.device)
             coded = self.encode_features(features, map_tensor, stages.stage("entropy coding"))
         dominant = quality_maps.dominant_quality(latent_map)
-        data = self._pack(coded.payloads[0], coded.checksums[0], width, height, dominant, mode, latent_map)
-        return CompressedImage(data, bitstream.unpack(data)[0], time.perf_counter() - start)
+        found = self._pack(coded.payloads[0], coded.checksums[0], width, height, dominant, mode, latent_map)
+        return dataclasses.replace(found, seconds=time.perf_counter() - start)
 
     def compress_batch(self, images: Sequence[ImageLike], quality: "float | None" = None) -> list[CompressedImage]:
         """Compress images of one size together (one network pass); one file per image."""
@@ -410,11 +415,11 @@ class Codec:
             for payload, checksum, mode in zip(coded.payloads, coded.checksums, modes)
         ]
         share = (time.perf_counter() - start) / len(files)
-        return [CompressedImage(data, bitstream.unpack(data)[0], share) for data in files]
+        return [dataclasses.replace(found, seconds=share) for found in files]
 
     def _compress_to_size(
         self, array: np.ndarray, mode: ColourMode, max_bytes: int, progress: "Progress | None"
-    ) -> bytes:
+    ) -> CompressedImage:
         if not self.variable_rate:
             raise QualityError("rate control needs a variable-rate model (this one has a single rate)")
         height, width = array.shape[:2]
@@ -425,21 +430,21 @@ class Codec:
             features = self.analyse(pixels, stages.stage("analysis"))
         trials = [0]
 
-        def plain_at(q: float) -> bytes:
+        def plain_at(q: float) -> CompressedImage:
             coded = self.encode_features(features, q, stages.stage("entropy coding", trials[0], most_trials))
             trials[0] += 1
             return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode)
 
         if not self.options.optimize_steps:
-            data = bisect_quality(plain_at, max_bytes, self.quality_range)[1]
+            found = bisect_quality(plain_at, max_bytes, self.quality_range)[1]
             stages.finish("entropy coding")
-            return data
+            return found
 
-        def optimized_at(q: float) -> bytes:
+        def optimized_at(q: float) -> CompressedImage:
             coded = self.encode_latents(*self._optimized_latents(image_tensor(pixels), q, (height, width)))
             return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode)
 
-        def squared_error(data: bytes) -> float:
+        def squared_error(data: CompressedImage) -> float:
             return float(np.mean((self.decompress(data).pixels - np.asarray(array, dtype=np.float64)) ** 2))
 
         return fit_optimized_to_size(plain_at, optimized_at, squared_error, max_bytes, self.quality_range)
@@ -461,7 +466,8 @@ class Codec:
         quality: "float | None",
         mode: ColourMode,
         quality_map: "bitstream.QualityMap | None" = None,
-    ) -> bytes:
+    ) -> CompressedImage:
+        """The file of a payload, with the header it was given (its time is set by the caller)."""
         header = Header(
             width=width,
             height=height,
@@ -476,7 +482,7 @@ class Codec:
             portable=self.options.portable,
             quality_map=quality_map,
         )
-        return bitstream.pack(header, payload)
+        return CompressedImage(bitstream.pack(header, payload), header, seconds=0.0)
 
     # ------------------------------------------------------------------------------ decoding
     def read_header(self, data: "bytes | CompressedImage") -> tuple[Header, bytes]:

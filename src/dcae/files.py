@@ -9,25 +9,25 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DataError, InputError, OutputError
+from .errors import DataError, DcaeError, InputError, OutputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm"}
 
 
-def check_readable(path: Path, what: str = "file") -> None:
-    """Raise :class:`InputError` unless ``path`` names an existing file, saying what is wrong:
+def check_readable(path: Path, what: str = "file", error_type: type[DcaeError] = InputError) -> None:
+    """Raise ``error_type`` unless ``path`` names an existing file, saying what is wrong:
     missing, a dangling or looping symbolic link, a folder."""
     try:
         status = path.stat()
     except FileNotFoundError:
         dangling = path.is_symlink()
-        raise InputError(f"{what} not found: {path}" + (" (a symbolic link to nothing)" if dangling else "")) from None
+        raise error_type(f"{what} not found: {path}" + (" (a symbolic link to nothing)" if dangling else "")) from None
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise InputError(f"{path} is a loop of symbolic links") from None
-        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+            raise error_type(f"{path} is a loop of symbolic links") from None
+        raise error_type(f"cannot read {path}: {error.strerror or error}") from None
     if stat.S_ISDIR(status.st_mode):
-        raise InputError(f"expected a {what}, got a folder: {path}")
+        raise error_type(f"expected a {what}, got a folder: {path}")
 
 
 def find_images(root: "str | Path") -> list[Path]:

@@ -147,7 +147,7 @@ def load_image(
         return _from_pil(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        check_readable(path, "image")
+        check_readable(path, "image", ImageError)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # dcae checks the size itself

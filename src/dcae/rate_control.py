@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
+from typing import TypeVar
 
 import numpy as np
 
@@ -15,13 +16,16 @@ FINE_TOLERANCE = 0.005
 # ... or after this many halvings of the quality range (float32 resolution long before).
 MAX_BISECTION_STEPS = 24
 
+# A coded file: anything whose len() is its size in bytes.
+File = TypeVar("File", bound=Sized)
+
 
 def bisect_quality(
-    file_at: Callable[[float], bytes],
+    file_at: Callable[[float], File],
     max_bytes: int,
     quality_range: tuple[float, float],
     tolerance: float = DEFAULT_TOLERANCE,
-) -> tuple[float, bytes]:
+) -> tuple[float, File]:
     """The highest quality in ``quality_range`` whose file from ``file_at`` fits in ``max_bytes``
     (searched until the file is within ``tolerance`` of the budget, where the range allows), and
     that file. Qualities are float32 values, as the header stores them. Raises
@@ -47,12 +51,12 @@ def bisect_quality(
 
 
 def fit_optimized_to_size(
-    plain_at: Callable[[float], bytes],
-    optimized_at: Callable[[float], bytes],
-    squared_error: Callable[[bytes], float],
+    plain_at: Callable[[float], File],
+    optimized_at: Callable[[float], File],
+    squared_error: Callable[[File], float],
     max_bytes: int,
     quality_range: tuple[float, float],
-) -> bytes:
+) -> File:
     """Rate control with encoder-side latent optimisation: the file within ``max_bytes`` that is
     closest to the image (by ``squared_error``), of the plain one and at most two optimised ones.
 
