@@ -38,6 +38,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from .config import HYPER_RATIO, STRIDE
 from .errors import FormatError
 
 MAGIC = b"DCAE"
@@ -189,8 +190,9 @@ def pack(header: Header, payload: bytes) -> bytes:
 
 
 def latent_size(width: int, height: int) -> tuple[int, int]:
-    """(rows, columns) of the latent y of an image: 64-pixel padding, then one position per 16x16 block."""
-    return -(-height // 64) * 4, -(-width // 64) * 4
+    """(rows, columns) of the latent y of an image: padded to multiples of ``STRIDE`` pixels,
+    then one position per ``LATENT_STRIDE`` x ``LATENT_STRIDE`` block."""
+    return -(-height // STRIDE) * HYPER_RATIO, -(-width // STRIDE) * HYPER_RATIO
 
 
 def check_size(width: int, height: int) -> None:

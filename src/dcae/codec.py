@@ -550,11 +550,8 @@ class Codec:
 
         if any(setting(header) != setting(first) for header, _ in parsed[1:]):
             raise FormatError("batched decoding needs files of one size, quality and coder setting")
-        stride, latent_stride = self.model.config.stride, self.model.config.latent_stride
-        latent_size = (
-            math.ceil(first.height / stride) * stride // latent_stride,
-            math.ceil(first.width / stride) * stride // latent_stride,
-        )
+        latent_stride = self.model.config.latent_stride
+        latent_size = bitstream.latent_size(first.width, first.height)
         shortest = min(len(payload) for _, payload in parsed)
         if shortest < self.latents.minimum_payload_bytes(latent_size):
             raise FormatError(

@@ -8,6 +8,13 @@ from typing import Any
 
 from .errors import ConfigError
 
+# The geometry every DCAE shares, whatever its sizes: the analysis transform downsamples by 16
+# (one latent position per 16x16 pixels), the hyper analysis by 4 more, so images are padded to
+# multiples of 64. The file format's latent grid follows from it (dcae.bitstream.latent_size).
+LATENT_STRIDE = 16
+HYPER_RATIO = 4
+STRIDE = LATENT_STRIDE * HYPER_RATIO
+
 
 @dataclass(frozen=True)
 class DCAEConfig:
@@ -89,12 +96,17 @@ class DCAEConfig:
     @property
     def latent_stride(self) -> int:
         """Pixels per position of the latent y (the analysis transform downsamples by this)."""
-        return 16
+        return LATENT_STRIDE
+
+    @property
+    def hyper_ratio(self) -> int:
+        """Latent positions per hyper-latent position, along each side."""
+        return HYPER_RATIO
 
     @property
     def stride(self) -> int:
         """Image sides must be a multiple of this: pixels per position of the hyper-latent z."""
-        return 4 * self.latent_stride
+        return STRIDE
 
     def support_count(self, slice_index: int) -> int:
         """Number of earlier slices that condition slice ``slice_index``."""
@@ -222,4 +234,4 @@ def resolve_config(preset_or_config: "str | DCAEConfig | dict[str, Any]") -> DCA
     raise ConfigError(f"expected a preset name, DCAEConfig or dict, got {type(preset_or_config).__name__}")
 
 
-__all__ = ["DCAEConfig", "PRESETS", "resolve_config"]
+__all__ = ["DCAEConfig", "HYPER_RATIO", "LATENT_STRIDE", "PRESETS", "STRIDE", "resolve_config"]

@@ -81,7 +81,7 @@ def hyper_reach(config: DCAEConfig) -> int:
 def hyper_tile(config: DCAEConfig, chunk: int) -> int:
     """The side (z positions) of the hyper features' chunks for latent chunks of ``chunk``."""
     step = hyper_alignment(config)
-    return -(-(chunk // (config.stride // config.latent_stride)) // step) * step
+    return -(-(chunk // config.hyper_ratio) // step) * step
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class ChunkPlan:
     @property
     def steps(self) -> int:
         """Chunks computed in all: the hyper features, then a context and a refinement pass per slice."""
-        ratio = self.config.stride // self.config.latent_stride
+        ratio = self.config.hyper_ratio
         z_size = (self.latent_size[0] // ratio, self.latent_size[1] // ratio)
         return tile_count(*z_size, hyper_tile(self.config, self.chunk)) + 2 * self.config.num_slices * self.chunks
 
@@ -117,7 +117,7 @@ class EntropyParameterNetworks(nn.Module):
 
     def __init__(self, model: DCAE, dtype: torch.dtype, device: torch.device, chunk: int = DEFAULT_CHUNK) -> None:
         super().__init__()
-        ratio = model.config.stride // model.config.latent_stride
+        ratio = model.config.hyper_ratio
         if chunk < 0 or chunk % ratio:
             raise ValueError(f"chunk must be 0 or a positive multiple of {ratio} latent positions, got {chunk}")
         self.config = model.config

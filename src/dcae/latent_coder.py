@@ -79,7 +79,8 @@ class LatentCoder:
     def minimum_payload_bytes(self, latent_size: tuple[int, int]) -> int:
         """A lower bound on the payload of any valid file whose y is ``latent_size``: checked
         before decoding, so a tiny crafted file cannot make the decoder build a huge image."""
-        positions = (latent_size[0] // 4) * (latent_size[1] // 4)
+        ratio = self.model.config.hyper_ratio
+        positions = (latent_size[0] // ratio) * (latent_size[1] // ratio)
         return max(0, math.floor((positions * self._z_bits_per_position - 64) / 8))  # 64: the coder's final state
 
     def table_fingerprint(self, scale_table_size: int) -> str:
@@ -234,7 +235,7 @@ class LatentCoder:
         step, on_chunk = self._counter(on_step, self.steps(latent_size))
         params, device, dtype = self.parameters(portable, latent_size, chunk)
         params = self._reporting(params, on_chunk)
-        z_size = (latent_size[0] // 4, latent_size[1] // 4)
+        z_size = (latent_size[0] // self.model.config.hyper_ratio, latent_size[1] // self.model.config.hyper_ratio)
         decoders = [SymbolDecoder(p, self._models) for p in payloads]
         z_symbols = np.stack(
             [np.stack([d.take(z_size[0] * z_size[1], t).reshape(z_size) for t in self.z_tables]) for d in decoders]

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .bitstream import MAX_MAP_LEVELS, QualityMap, latent_size
+from .config import LATENT_STRIDE
 from .errors import QualityError
 
 
@@ -31,8 +32,9 @@ def to_latent_map(pixel_map: np.ndarray, width: int, height: int) -> QualityMap:
     if not np.isfinite(pixel_map).all():
         raise QualityError("the quality map holds values that are not finite numbers")
     rows, columns = latent_size(width, height)
-    padded = np.pad(pixel_map, ((0, rows * 16 - height), (0, columns * 16 - width)), mode="edge")
-    blocks = padded.reshape(rows, 16, columns, 16).max(axis=(1, 3))
+    side = LATENT_STRIDE
+    padded = np.pad(pixel_map, ((0, rows * side - height), (0, columns * side - width)), mode="edge")
+    blocks = padded.reshape(rows, side, columns, side).max(axis=(1, 3))
     levels, indexes = np.unique(blocks, return_inverse=True)
     if len(levels) > MAX_MAP_LEVELS:
         raise QualityError(f"a quality map holds at most {MAX_MAP_LEVELS} distinct qualities, not {len(levels)}")
