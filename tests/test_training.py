@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -539,3 +540,22 @@ def test_every_shipped_config_is_valid() -> None:
     for path in configs:
         config = load_train_config(path)
         assert config.holdout > 0 or config.val_data, f"{path.name} would validate on nothing held back"
+
+
+def test_every_config_field_is_a_flag_checked_against_its_declaration(image_folder: Path, tmp_path: Path, capsys):
+    from dataclasses import fields
+
+    from dcae.training import TrainConfig
+
+    assert main(["train", "--help"]) == 0
+    flags = set(re.findall(r"--[a-z-]+", capsys.readouterr().out))
+    assert {f"--{item.name.replace('_', '-')}" for item in fields(TrainConfig)} <= flags
+    base = ["train", "--train-data", str(image_folder), "--out", str(tmp_path / "r"), "--model", "tiny"]
+    for flags, message in (
+        (["--ema-decay", "1"], "ema_decay must be a number >= 0 and < 1"),
+        (["--lambdas", "0.01", "-1"], "lambdas must be numbers > 0"),
+        (["--downscale", "0.5", "2"], "downscale must be two numbers > 0 and <= 1"),
+        (["--amp", "fp8"], "invalid choice: 'fp8'"),
+    ):
+        assert main([*base, *flags]) == 1
+        assert message in capsys.readouterr().err

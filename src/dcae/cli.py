@@ -76,6 +76,13 @@ def _whole(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
 def _size(text: str) -> int:
     """Bytes from '20000', '20k' (x1000) or '1.5M' (x10^6)."""
     factors = {"k": 1_000, "m": 1_000_000}
@@ -565,45 +572,27 @@ def _roundtrip(args: argparse.Namespace, save: "Path | None") -> int:
 
 # -------------------------------------------------------------------------------------- train
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from dataclasses import fields
+
+    from .training.config import TrainConfig
+
     p = sub.add_parser("train", help="train a model (one CPU, one GPU, or many GPUs under torchrun)")
-    p.add_argument("config", nargs="?", help="TOML training config (see configs/)")
-    p.add_argument("--model", help="model preset name")
-    p.add_argument("--init-from", help="start from these weights (fresh optimiser state)")
-    p.add_argument("--lambdas", type=_positive_number, nargs="+", help="rate-distortion trade-off(s)")
-    p.add_argument("--distortion", choices=["mse", "ms-ssim"])
-    p.add_argument("--lambda-sampling", choices=["batch", "image"])
-    p.add_argument("--lambda-weights", type=_number, nargs="+", help="relative probability of each lambda")
-    p.add_argument("--rate-proxy", choices=["noise", "ste"])
-    p.add_argument("--train-data", help="folder of training images")
-    p.add_argument("--val-data", help="folder of validation images ('' validates on the held-back photos)")
-    p.add_argument("--holdout", type=_whole(0), help="training photos held back for validation")
-    p.add_argument("--val-every", type=_whole(1))
-    p.add_argument("--val-images", type=_whole(1))
-    p.add_argument("--patch", type=_whole(64))
-    p.add_argument("--batch-size", type=_whole(1))
-    p.add_argument("--downscale", type=_number, nargs=2, metavar=("LOW", "HIGH"))
-    p.add_argument("--workers", type=_whole(0))
-    p.add_argument("--steps", type=_whole(1))
-    p.add_argument("--lr", type=_positive_number)
-    p.add_argument("--lr-milestones", type=_whole(1), nargs="*")
-    p.add_argument("--lr-gamma", type=_positive_number, help="learning-rate factor at each milestone")
-    p.add_argument(
-        "--lr-warmup-steps", type=_whole(0), help="raise the learning rate linearly over a run's first steps"
-    )
-    p.add_argument("--clip", type=_number)
-    p.add_argument("--aux-lr", type=_positive_number)
-    p.add_argument("--ema-decay", type=_number, help="keep a moving average of the weights (e.g. 0.999)")
-    p.add_argument("--seed", type=_whole(0))
-    p.add_argument("--out", help="output folder for checkpoints and logs")
-    p.add_argument("--checkpoint-minutes", type=_positive_number)
-    p.add_argument("--time-limit-minutes", type=_number, help="stop with a checkpoint after this long")
-    p.add_argument("--cpu-budget-minutes", type=_number, help="stop when the run has used this much CPU time")
-    p.add_argument("--log-every", type=_whole(1))
-    p.add_argument("--device")
-    p.add_argument("--amp", choices=["auto", "bf16", "off"])
-    p.add_argument("--compile", action="store_true", default=None)
-    p.add_argument("--channels-last", action="store_true", default=None)
-    p.add_argument("--threads", type=_whole(1))
+    p.add_argument("config", nargs="?", help="TOML training config (see configs/); flags override its values")
+    # One flag per config field, from its declaration; checked with the config (TrainConfig.validate).
+    shapes: dict[str, dict[str, Any]] = {
+        "int": {"type": _integer},
+        "float": {"type": _number},
+        "str": {},
+        "model": {},
+        "bool": {"action": "store_true", "default": None},
+        "floats": {"type": _number, "nargs": "+"},
+        "ints": {"type": _integer, "nargs": "*"},
+        "pair": {"type": _number, "nargs": 2, "metavar": ("LOW", "HIGH")},
+    }
+    for item in fields(TrainConfig):
+        meta = item.metadata
+        choices = {"choices": meta["choices"]} if meta["choices"] else {}
+        p.add_argument(f"--{item.name.replace('_', '-')}", help=meta["help"], **shapes[meta["kind"]], **choices)
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue the run in OUT exactly")
     start.add_argument("--force", action="store_true", help="start afresh in OUT, replacing the run there")
@@ -615,12 +604,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from .training import TrainConfig, Trainer, load_train_config
 
-    # Every TrainConfig field that has a flag; flags left out (None) keep the file's value.
-    keys = [f.name for f in fields(TrainConfig) if hasattr(args, f.name)]
-    overrides = {k: getattr(args, k) for k in keys}
-    for key in ("lambdas", "lambda_weights", "downscale", "lr_milestones"):
-        if overrides[key] is not None:
-            overrides[key] = list(overrides[key])
+    # Flags left out (None) keep the file's value; lists arrive as lists.
+    overrides = {item.name: getattr(args, item.name) for item in fields(TrainConfig)}
+    overrides = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in overrides.items()}
     config = load_train_config(args.config, overrides)
     command = shlex.join(["dcae", *sys.argv[1:]])
     Trainer(config, resume=args.resume, replace=args.force, command=command).run()
