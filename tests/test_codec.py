@@ -430,14 +430,33 @@ def test_version_1_files_without_a_latent_checksum_still_decode() -> None:
     _within_a_level(codec.decompress(old).pixels, codec.decompress(data).pixels)
 
 
-def test_portable_decoding_ignores_onednn(monkeypatch) -> None:
-    """The CI check of the cross-implementation guarantee: a portable file decodes to the same
-    latents (the checksum passes) with PyTorch's other CPU convolution."""
-    codec = Codec(random_model(TINY_VR))
-    compressed = codec.compress(random_image(96, 128), quality=1.0)
+def test_portable_files_decode_with_float64_sums_in_another_order(monkeypatch, trained_model) -> None:
+    """The cross-machine guarantee, exercised: every float64 convolution of the decoder's entropy
+    parameters sums its input channels in two halves (as another BLAS blocking would), which
+    moves the predictions in their last bits, and the file still decodes to the same latents."""
+    import torch.nn.functional as F
+
+    codec = Codec(trained_model)
+    compressed = codec.compress(random_image(96, 128), quality=2.0)
     expected = codec.decompress(compressed).pixels
-    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
-    _within_a_level(codec.decompress(compressed).pixels, expected)
+    plain_conv = F.conv2d
+
+    def conv_in_halves(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        if x.dtype != torch.float64 or groups != 1 or x.shape[1] < 2:
+            return plain_conv(x, weight, bias, stride, padding, dilation, groups)
+        half = x.shape[1] // 2
+        first = plain_conv(x[:, :half], weight[:, :half], bias, stride, padding, dilation)
+        return first + plain_conv(x[:, half:], weight[:, half:], None, stride, padding, dilation)
+
+    networks, _, _ = codec.latents.parameters(True, (8, 8))
+    z_hat = torch.round(3 * torch.randn(1, trained_model.config.N, 2, 2, generator=torch.Generator().manual_seed(0)))
+    with torch.inference_mode():
+        before = networks.hyper_features(z_hat.double())
+        monkeypatch.setattr(F, "conv2d", conv_in_halves)
+        after = networks.hyper_features(z_hat.double())
+    assert not torch.equal(before, after)  # the arithmetic really changed ...
+    torch.testing.assert_close(before, after, rtol=1e-12, atol=1e-12)  # ... in its last bits
+    _within_a_level(codec.decompress(compressed).pixels, expected)  # and the checksum passed
 
 
 @pytest.mark.parametrize(
