@@ -49,7 +49,7 @@ def test_gaussian_tables_are_normalised_and_snap_in_log_space() -> None:
     scales = torch.tensor([0.0, 0.11, 1.0, 255.0, 1e6])
     idx = tables.indexes(scales)
     assert idx[0] == 0 and idx[1] == 0 and idx[-1] == 63
-    assert abs(tables.scales[idx[2]] / 1.0 - 1) < tables._log_step
+    assert abs(tables.scales[idx[2]] / 1.0 - 1) < tables.log_step
 
 
 def test_factorized_tables_cover_the_quantiles() -> None:

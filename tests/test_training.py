@@ -113,7 +113,7 @@ def test_variable_rate_training_draws_lambdas(image_folder: Path, tmp_path: Path
         steps=2,
     )
     trainer = Trainer(cfg)
-    quality, lmbda = trainer._draw_qualities(2)
+    quality, lmbda = trainer.draw_qualities(2)
     assert quality.shape == (2,)
     assert all(min(abs(v - t) for t in (0.002, 0.01, 0.05)) < 1e-8 for v in lmbda.tolist())
     assert torch.allclose(lmbda, torch.tensor([0.002, 0.01, 0.05])[quality.long()])
@@ -423,7 +423,7 @@ def test_ema_weights_are_the_moving_average(image_folder: Path, tmp_path: Path) 
 
     warnings.simplefilter("ignore")
     trainer = Trainer(_config(image_folder, tmp_path / "e", steps=2, ema_decay=0.9, val_every=10_000))
-    loader = iter(trainer._loader())
+    loader = iter(trainer.loader())
     trainer.train_step(next(loader))
     first = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.train_step(next(loader))
@@ -453,7 +453,7 @@ def test_lambda_weights_set_how_often_each_rate_point_is_drawn(image_folder: Pat
     drawn = []
     for step in range(50):
         trainer.step = step
-        drawn += trainer._draw_qualities(4)[0].long().tolist()
+        drawn += trainer.draw_qualities(4)[0].long().tolist()
     counts = [drawn.count(i) for i in range(3)]
     assert counts[0] == 0 and counts[2] > 2 * counts[1] > 0
     with pytest.raises(ConfigError, match="lambda_weights"):
@@ -474,7 +474,7 @@ def test_lambda_weights_follow_their_lambdas_when_given_unsorted(image_folder: P
     drawn = set()
     for step in range(20):
         trainer.step = step
-        drawn |= set(trainer._draw_qualities(4)[1].tolist())
+        drawn |= set(trainer.draw_qualities(4)[1].tolist())
     assert drawn == {torch.tensor(0.05).item()}  # the float32 of 0.05
     assert trainer.cfg.lambdas == [0.002, 0.01, 0.05] and trainer.cfg.lambda_weights == [0, 0, 1]
 

@@ -55,8 +55,9 @@ class GaussianTables:
             raise ValueError(f"scale table size must be in [2, 4096], got {size}")
         self.size = size
         self._log_low = math.log(SCALE_BOUND)
-        self._log_step = (math.log(MAX_TABLE_SCALE) - self._log_low) / (size - 1)
-        self.scales = np.exp(self._log_low + self._log_step * np.arange(size))
+        # spacing of the scales in log space: a predicted scale snaps to the nearest entry
+        self.log_step = (math.log(MAX_TABLE_SCALE) - self._log_low) / (size - 1)
+        self.scales = np.exp(self._log_low + self.log_step * np.arange(size))
         self.tables = [self._table(s) for s in self.scales]
 
     @staticmethod
@@ -71,7 +72,7 @@ class GaussianTables:
     def indexes(self, scales: torch.Tensor) -> torch.Tensor:
         """Table index (int64) of every scale, nearest in log space, same shape as ``scales``."""
         logs = torch.log(scales.detach().double().clamp_min(SCALE_BOUND))
-        idx = torch.round((logs - self._log_low) / self._log_step)
+        idx = torch.round((logs - self._log_low) / self.log_step)
         return idx.clamp_(0, self.size - 1).long()
 
 

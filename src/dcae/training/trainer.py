@@ -188,7 +188,8 @@ class Trainer:
             )
 
     # ----------------------------------------------------------------------------------- running
-    def _loader(self) -> DataLoader:
+    def loader(self) -> DataLoader:
+        """The run's data loader, continuing from the current step (this rank's share of the data)."""
         rank, world = self.placement.rank, self.placement.world
         sampler = ResumableSampler(len(self.dataset), self.cfg.seed, rank, world, start=self.step * self.cfg.batch_size)
         return DataLoader(
@@ -202,7 +203,7 @@ class Trainer:
             prefetch_factor=4 if self.cfg.workers > 0 else None,
         )
 
-    def _draw_qualities(self, batch: int) -> tuple["torch.Tensor | None", torch.Tensor]:
+    def draw_qualities(self, batch: int) -> tuple["torch.Tensor | None", torch.Tensor]:
         """Rate-point indices and their lambdas for one batch, a function of (seed, step, rank)."""
         lambdas = torch.tensor(self.lambdas)
         if len(self.lambdas) == 1 and self.model.config.num_rate_points == 0:
@@ -247,7 +248,7 @@ class Trainer:
         batch = batch.to(self.device, non_blocking=True)
         if self.cfg.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        quality, lmbda = self._draw_qualities(batch.shape[0])
+        quality, lmbda = self.draw_qualities(batch.shape[0])
         noise = self._draw_noise(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.aux_optimizer.zero_grad(set_to_none=True)
@@ -289,7 +290,7 @@ class Trainer:
             log = RunLog(self.out)
         last_checkpoint = time.monotonic()
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.is_main, dynamic_ncols=True, desc="train")
-        loader = iter(self._loader())
+        loader = iter(self.loader())
         started, seen_at_start = time.monotonic(), self.step
         deadline = time.monotonic() + cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
         step_metrics: "dict[str, torch.Tensor] | None" = None
