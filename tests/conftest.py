@@ -28,16 +28,19 @@ def random_model(config="tiny", seed: int = 0) -> dcae.DCAE:
 
 @pytest.fixture
 def tiny_model() -> dcae.DCAE:
+    """A single-rate model of the tiny preset with seeded random weights."""
     return random_model("tiny")
 
 
 @pytest.fixture
 def tiny_vr_model() -> dcae.DCAE:
+    """A variable-rate tiny model (3 rate points) with seeded random weights."""
     return random_model(TINY_VR)
 
 
 @pytest.fixture
 def tiny_weights(tmp_path: Path) -> Path:
+    """A weights file of a variable-rate tiny model, written into the test's temporary folder."""
     path = tmp_path / "tiny.safetensors"
     save_weights(random_model(TINY_VR), path, {"note": "test"})
     return path

@@ -24,6 +24,7 @@ from dcae.cli import main
 
 @pytest.fixture
 def image(tmp_path: Path) -> Path:
+    """An 80x48 smooth random PNG in the test's temporary folder."""
     path = tmp_path / "photo.png"
     Image.fromarray(random_image(48, 80)).save(path)
     return path

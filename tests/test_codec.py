@@ -364,7 +364,9 @@ def _perturb_predictions(monkeypatch, scale_factor: float, relative_noise: float
 
 @pytest.fixture(scope="module")
 def trained_model() -> DCAE:
-    """The shipped model: random weights predict scales that all fall on the table's lowest entry."""
+    """The shipped model (compact-mse-v1), loaded once for the module. Tests of the coding
+    decisions use it because random weights predict scales that all fall on the table's lowest
+    entry."""
     return load_codec("default").model
 
 

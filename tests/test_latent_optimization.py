@@ -28,11 +28,13 @@ pytestmark = needs_shared  # Kodak crops and the shipped model
 
 @pytest.fixture(scope="module")
 def codec() -> Codec:
+    """The shipped model's codec, loaded once for the module."""
     return load_codec("default")
 
 
 @pytest.fixture(scope="module")
 def lambdas() -> list[float]:
+    """The shipped model's training lambdas, from its weights' metadata."""
     return read_metadata(resolve_model_path("default"))["lambdas"]
 
 

@@ -19,6 +19,7 @@ dcae.pillow.register()
 
 @pytest.fixture(scope="module")
 def photo() -> Image.Image:
+    """A 96x72 smooth random RGB image."""
     return Image.fromarray(random_image(72, 96))
 
 

@@ -19,6 +19,7 @@ from dcae.quality_map import roi_quality_map, to_latent_map
 
 @pytest.fixture(scope="module")
 def shipped() -> Codec:
+    """The shipped model's codec, loaded once for the module."""
     return load_codec("default")
 
 

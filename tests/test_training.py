@@ -25,6 +25,8 @@ from dcae.training.trainer import learning_rate_factor
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory) -> Path:
+    """A folder of six smooth random PNG images (one smaller than a training patch) and one broken
+    JPEG, made once for the module."""
     folder = tmp_path_factory.mktemp("images")
     for i in range(6):
         size = (40, 50) if i == 0 else (96 + 8 * i, 120)  # one image smaller than the patch
