@@ -65,7 +65,7 @@ def test_batches_code_the_same_latents_as_the_forward_pass() -> None:
     codec = _machine_specific(model)
     images = np.stack([random_image(40, 72, seed=s) for s in range(3)])
     files = codec.compress_batch(list(images), quality=1.25)
-    coded = codec.encode_features(codec.analyse(pad_image(image_tensor(images), 64)), 1.25)
+    coded = codec.encode_features(codec.transforms.analyse(pad_image(image_tensor(images), 64)), 1.25)
     expected, y_hat = _forward(model, images, quality=1.25)
     torch.testing.assert_close(coded.y_hat, y_hat, rtol=0, atol=0)
     assert [f.data for f in files] == [bytes(codec.compress(image, quality=1.25)) for image in images]
@@ -414,7 +414,7 @@ def test_portable_and_machine_specific_files_code_the_same_latents(trained_model
     assert a.header.latent_checksum == b.header.latent_checksum
     assert abs(len(a.data) - len(b.data)) <= 8
     # The portable latents come from float64 arithmetic: equal to float32's up to its rounding.
-    features = portable.analyse(pad_image(image_tensor(image[None]), 64))
+    features = portable.transforms.analyse(pad_image(image_tensor(image[None]), 64))
     y_portable, y_specific = (c.encode_features(features, 2.0).y_hat for c in (portable, specific))
     assert not torch.equal(y_portable, y_specific)
     torch.testing.assert_close(y_portable, y_specific, rtol=0, atol=1e-3)

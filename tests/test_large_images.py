@@ -7,6 +7,9 @@ Nothing here times or measures memory; the guarantees are asserted on values and
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +20,7 @@ from dcae.bitstream import PadMode
 from dcae.codec import Codec, CodecOptions, load_codec
 from dcae.entropy_parameters import EntropyParameterNetworks, context_reach
 from dcae.imageio import image_tensor, pad_image, pad_pixels
+from dcae.transforms import Transforms
 
 
 def _photo(height: int, width: int) -> np.ndarray:
@@ -149,7 +153,7 @@ def test_analysis_of_8_bit_tiles_equals_the_float_image() -> None:
     codec = Codec(random_model(TINY_VR), options=CodecOptions(tile=128, halo=64))
     pixels = pad_pixels(random_image(300, 200)[None], 64)
     with torch.inference_mode():
-        assert torch.equal(codec.analyse(pixels), codec.analyse(image_tensor(pixels)))
+        assert torch.equal(codec.transforms.analyse(pixels), codec.transforms.analyse(image_tensor(pixels)))
 
 
 def _heard(run) -> list[tuple[str, int, int]]:
@@ -186,16 +190,20 @@ def test_an_image_too_large_for_this_memory_is_refused_before_any_work(monkeypat
 
     codec = Codec(random_model(TINY_VR))
     small = codec.compress(random_image(64, 64), quality=1.0)
-    big = tmp_path / "big.png"
-    Image.new("RGB", (4000, 3000)).save(big)
+    big = tmp_path / "big.png"  # a PNG whose header claims 9000x9000 pixels (never decoded)
+    Image.new("RGB", (16, 16)).save(big)
+    png = bytearray(big.read_bytes())
+    png[16:24] = struct.pack(">II", 9000, 9000)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    big.write_bytes(bytes(png))
     monkeypatch.setattr(memory, "available_bytes", lambda: (1_000_000_000, "available memory"))
 
     def no_work(*_args, **_kwargs):
         raise AssertionError("work started")
 
-    monkeypatch.setattr(Codec, "analyse", no_work)
+    monkeypatch.setattr(Transforms, "analyse", no_work)
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_work)  # not even the pixels are read
-    with pytest.raises(ResourceError, match=r"4000x3000 .* needs about [\d.]+ GB more memory"):
+    with pytest.raises(ResourceError, match=r"9000x9000 .* needs about [\d.]+ GB more memory"):
         codec.compress(big)
     assert codec.decompress(small).pixels.shape == (64, 64, 3)  # a small file still fits
     monkeypatch.setattr(type(codec.latents), "decode", no_work)

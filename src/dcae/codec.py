@@ -25,139 +25,32 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from . import bitstream
 from . import quality_map as quality_maps
-from .bitstream import ColourMode, Header, PadMode
-from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE
-from .entropy_parameters import DEFAULT_CHUNK
-from .errors import ConfigError, FormatError, ImageError, ModelMismatchError, QualityError
-from .imageio import (
-    DEFAULT_MAX_PIXELS,
-    ImageLike,
-    check_pixels,
-    image_tensor,
-    load_image,
-    pad_pixels,
-    quantize_pixels,
-    to_pil,
-)
-from .latent_coder import EncodedLatents, LatentCoder
+from .bitstream import ColourMode, Header
+from .codec_types import CodecOptions, CompressedImage, DecodedImage, is_real
+from .decoder import ARCHITECTURE, Decoder
+from .errors import ConfigError, ImageError, QualityError
+from .imageio import ImageLike, image_tensor, load_image, pad_pixels
+from .latent_coder import EncodedLatents
 from .latent_optimization import optimize_for_quality
 from .memory import check_fits
 from .model import DCAE
 from .progress import Progress, StagedProgress, StageProgress
 from .rate_control import MAX_BISECTION_STEPS, bisect_quality, fit_optimized_to_size
-from .tiling import DEFAULT_HALO, Tile, TileProgress, map_tiles, tile_count, tile_side
-from .weights import state_digest
+from .weights import load_weights
+from .zoo import resolve_model_path
 
-ARCHITECTURE = "dcae"
-
-
-@dataclass(frozen=True)
-class CodecOptions:
-    """How a :class:`Codec` codes; every field has the default users get.
-
-    Attributes:
-        portable: compute the entropy parameters (everything that decides the probability of a
-            coded symbol) in float64 on the CPU (:mod:`dcae.portable`), so the file decodes to
-            the same latents on any machine. ``False`` computes them in float32 on the codec's
-            device: faster, but such a machine-specific file decodes only where the arithmetic
-            matches the encoder's (elsewhere decoding raises ``LatentMismatchError``). The
-            choice is recorded in the file and the decoder follows it.
-        optimize_steps: gradient steps the encoder spends adapting each image's latents before
-            coding (:mod:`dcae.latent_optimization`): smaller files at equal quality, each step
-            about the work of a training step. Decoding is unchanged.
-        scale_table_size: number of scales in the y coder's table.
-        pad_mode: how images are extended to the model stride.
-        tile: side (pixels, a multiple of the model stride) of the tiles the analysis and
-            synthesis transforms run on; ``None`` tiles only large images, ``0`` never tiles.
-            Entropy coding always covers the whole image, so tiling changes memory use, not the
-            file.
-        halo: context around each tile, in pixels (a multiple of the model stride).
-        entropy_chunk: side, in latent positions (16 pixels each, a multiple of 4), of the chunks
-            the entropy-parameter networks run on, which bounds their memory; ``0`` runs every
-            image in one piece. Any chunk gives the same file (docs/format.md).
-        max_pixels: the largest image (width x height) to encode or decode, against
-            decompression bombs; ``None`` lifts the limit. Pillow's default.
-        onnx_synthesis: a folder written by ``dcae export MODEL --onnx DIR`` for these weights:
-            decoding then runs the synthesis transform in onnxruntime (about a third faster on
-            this project's CPU; pixels within the same one-level guarantee).
-    """
-
-    portable: bool = True
-    optimize_steps: int = 0
-    scale_table_size: int = DEFAULT_SCALE_TABLE_SIZE
-    pad_mode: PadMode = PadMode.REPLICATE
-    tile: "int | None" = None
-    halo: int = DEFAULT_HALO
-    entropy_chunk: int = DEFAULT_CHUNK
-    max_pixels: "int | None" = DEFAULT_MAX_PIXELS
-    onnx_synthesis: "str | None" = None
-
-    def __post_init__(self) -> None:
-        if self.max_pixels is not None and (not _is_int(self.max_pixels) or self.max_pixels < 1):
-            raise ConfigError(f"max_pixels must be a positive whole number or None, got {self.max_pixels!r}")
-        if not _is_int(self.optimize_steps) or self.optimize_steps < 0:
-            raise QualityError(f"optimize_steps must be a whole number >= 0, got {self.optimize_steps!r}")
-        if not _is_int(self.entropy_chunk) or self.entropy_chunk < 0 or self.entropy_chunk % 4:
-            raise ConfigError(f"entropy_chunk must be 0 or a positive multiple of 4, got {self.entropy_chunk!r}")
-        if not _is_int(self.scale_table_size) or not 2 <= self.scale_table_size <= 4096:
-            raise ConfigError(f"scale_table_size must be in 2..4096, got {self.scale_table_size!r}")
-        object.__setattr__(self, "pad_mode", PadMode(self.pad_mode))
+__all__ = ["Codec", "CodecOptions", "CompressedImage", "DecodedImage", "load_codec"]
 
 
-@dataclass(frozen=True)
-class CompressedImage:
-    """A ``.dcae`` file and what it holds; ``bytes(result)`` is the file."""
-
-    data: bytes
-    header: Header
-    seconds: float = field(compare=False)  # encoding time (a batch's time is shared evenly)
-
-    def __bytes__(self) -> bytes:
-        return self.data
-
-    def __len__(self) -> int:
-        """The file's size in bytes."""
-        return len(self.data)
-
-    @property
-    def bpp(self) -> float:
-        """Bits per pixel of the whole file (header included)."""
-        return 8 * len(self.data) / self.header.num_pixels
-
-
-@dataclass(frozen=True)
-class DecodedImage:
-    """The pixels of a decoded file and its header."""
-
-    pixels: np.ndarray  # (H, W, 3) uint8 RGB
-    header: Header
-    seconds: float = field(compare=False)  # decoding time (a batch's time is shared evenly)
-
-    def to_pil(self) -> Image.Image:
-        """A PIL image in the source's colour mode (grayscale stays grayscale)."""
-        return to_pil(self.pixels, self.header.colour_mode)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-class Codec:
+class Codec(Decoder):
     """Compresses images to ``.dcae`` files and back with one set of weights.
 
     Args:
@@ -178,36 +71,16 @@ class Codec:
         options: "CodecOptions | None" = None,
         lambdas: "Sequence[float] | None" = None,
     ) -> None:
-        self.options = options or CodecOptions()
-        stride = model.config.stride
-        for option, value in (("tile", self.options.tile or 0), ("halo", self.options.halo)):
-            if not _is_int(value) or value < 0 or value % stride:
-                raise ConfigError(f"{option} must be a non-negative multiple of {stride}, got {value!r}")
+        super().__init__(model, name, digest, options)
         rate_points = max(model.config.num_rate_points, 1)
         if self.options.optimize_steps and (lambdas is None or len(lambdas) != rate_points):
             raise QualityError(
                 f"latent optimisation needs the model's {rate_points} training lambda(s) (from its weights' "
                 f"metadata), got {None if lambdas is None else list(lambdas)}"
             )
-        self.model = model
-        self.name = name
         self.lambdas = None if lambdas is None else [float(v) for v in lambdas]
-        self.device = next(model.parameters()).device
-        self.digest_hex = digest or state_digest(model.state_dict())
-        self.digest = bytes.fromhex(self.digest_hex)[:8]
-        self.latents = LatentCoder(model, self.device, self.options.entropy_chunk)
-        self._onnx_synthesis = None
-        if self.options.onnx_synthesis is not None:
-            from .export import OnnxSynthesis
-
-            self._onnx_synthesis = OnnxSynthesis(self.options.onnx_synthesis, self.digest_hex)
 
     # ------------------------------------------------------------------------------- qualities
-    @property
-    def variable_rate(self) -> bool:
-        """Whether ``quality`` is continuous (gain units) rather than fixed."""
-        return self.model.variable_rate
-
     @property
     def quality_range(self) -> "tuple[float, float] | None":
         """The (lowest, highest) quality, or None for a single-rate model."""
@@ -223,7 +96,7 @@ class Codec:
     def check_quality(self, quality: "float | None") -> "float | None":
         """The quality that will be coded for ``quality`` (None: the default), as the header's
         float32 stores it; raises :class:`QualityError` when the model cannot honour it."""
-        if quality is not None and not _is_real(quality):
+        if quality is not None and not is_real(quality):
             raise QualityError(f"quality must be a number, got {type(quality).__name__} {quality!r}")
         if quality is None and self.variable_rate:
             quality = self.default_quality()
@@ -232,60 +105,6 @@ class Codec:
         except ValueError as error:
             raise QualityError(str(error)) from None
         return None if quality is None else float(np.float32(quality))
-
-    # ---------------------------------------------------------------------------- transforms
-    def _transform_tile(self, height: int, width: int, pixels_per_input: int) -> int:
-        """Tile side in input units for a padded image of ``height`` x ``width`` pixels (0: whole)."""
-        return tile_side(height, width, self.options.tile) // pixels_per_input
-
-    def analysis_steps(self, height: int, width: int) -> int:
-        """Progress steps of the analysis of a padded ``height`` x ``width`` image (its tiles)."""
-        return tile_count(height, width, self._transform_tile(height, width, 1))
-
-    def synthesis_steps(self, height: int, width: int) -> int:
-        """Progress steps of the synthesis of a padded ``height`` x ``width`` image (its tiles)."""
-        stride = self.model.config.latent_stride
-        return tile_count(height // stride, width // stride, self._transform_tile(height, width, stride))
-
-    def analyse(self, x: "torch.Tensor | np.ndarray", on_tile: "TileProgress | None" = None) -> torch.Tensor:
-        """``g_a`` of a padded batch, before the gain, tiled when large: a (B, 3, H, W) float
-        tensor in [0, 1], or (B, H, W, 3) uint8 pixels (from :func:`dcae.imageio.pad_pixels`),
-        which are converted tile by tile so the whole image never exists in floats."""
-        pixels = isinstance(x, np.ndarray)
-        height, width = x.shape[1:3] if pixels else x.shape[-2:]
-
-        def analysis(part: Tile) -> torch.Tensor:
-            crop = image_tensor(x[:, part.rows, part.cols]) if pixels else x[..., part.rows, part.cols]
-            return self.model.g_a(crop.to(self.device, torch.float32))
-
-        tile, halo = self._transform_tile(height, width, 1), self.options.halo
-        return map_tiles(analysis, height, width, tile, halo, Fraction(1, self.model.config.latent_stride), on_tile)
-
-    def synthesise(
-        self,
-        y_hat: torch.Tensor,
-        quality: "float | torch.Tensor | None",
-        size: tuple[int, int],
-        on_tile: "TileProgress | None" = None,
-    ) -> np.ndarray:
-        """The synthesis transform: quantised y to (B, H, W, 3) uint8 pixels cropped to ``size``
-        (height, width), tiled when large and made 8-bit tile by tile (``quality`` a number, or
-        a (1, 1, rows, columns) map of the latent positions)."""
-        stride = self.model.config.latent_stride
-        if self._onnx_synthesis is not None and not isinstance(quality, torch.Tensor):
-            # the export's graph applies the inverse gain itself (one quality for the image)
-            run, y = self._onnx_synthesis, y_hat
-            synthesis = lambda crop: run(crop, quality).to(self.device)  # noqa: E731
-        else:
-            y, synthesis = self.model.ungain(y_hat, quality), self.model.g_s
-
-        def pixels_of(part: Tile) -> torch.Tensor:
-            return quantize_pixels(synthesis(y[..., part.rows, part.cols]))
-
-        height, width = y.shape[-2] * stride, y.shape[-1] * stride
-        tile, halo = self._transform_tile(height, width, stride), self.options.halo // stride
-        pixels = map_tiles(pixels_of, *y.shape[-2:], tile, halo, Fraction(stride), on_tile)
-        return pixels[..., : size[0], : size[1]].permute(0, 2, 3, 1).cpu().numpy()
 
     @torch.inference_mode()
     def encode_features(
@@ -310,7 +129,9 @@ class Codec:
         height, width = pixels.shape[1:3]
         stride = self.model.config.latent_stride
         entropy = self.latents.steps((height // stride, width // stride)) * trials
-        return StagedProgress(progress, [("analysis", self.analysis_steps(height, width)), ("entropy coding", entropy)])
+        return StagedProgress(
+            progress, [("analysis", self.transforms.analysis_steps(height, width)), ("entropy coding", entropy)]
+        )
 
     # ---------------------------------------------------------------------------- compression
     def compress(
@@ -345,10 +166,10 @@ class Codec:
         if target_bpp is None and target_size is None:
             return self._compress_arrays([array], [mode], self.check_quality(quality), start, progress)[0]
         if target_bpp is not None:
-            if not _is_real(target_bpp) or not math.isfinite(target_bpp) or target_bpp <= 0:
+            if not is_real(target_bpp) or not math.isfinite(target_bpp) or target_bpp <= 0:
                 raise QualityError(f"target bpp must be a positive finite number, got {target_bpp!r}")
             target_size = int(target_bpp * height * width / 8)
-        if not _is_real(target_size) or not math.isfinite(target_size) or target_size < 1:
+        if not is_real(target_size) or not math.isfinite(target_size) or target_size < 1:
             raise QualityError(f"target size must be a positive number of bytes, got {target_size!r}")
         found = self._compress_to_size(array, mode, int(min(target_size, bitstream.MAX_FILE_BYTES)), progress)
         return dataclasses.replace(found, seconds=time.perf_counter() - start)
@@ -367,7 +188,7 @@ class Codec:
         pixels = self._padded_pixels([array])
         stages = self._encode_stages(pixels, progress)
         with torch.inference_mode():
-            features = self.analyse(pixels, stages.stage("analysis"))
+            features = self.transforms.analyse(pixels, stages.stage("analysis"))
             map_tensor = quality_maps.as_tensor(latent_map, self.device)
             coded = self.encode_features(features, map_tensor, stages.stage("entropy coding"))
         dominant = quality_maps.dominant_quality(latent_map)
@@ -408,7 +229,7 @@ class Codec:
         else:
             stages = self._encode_stages(pixels, progress)
             with torch.inference_mode():
-                features = self.analyse(pixels, stages.stage("analysis"))
+                features = self.transforms.analyse(pixels, stages.stage("analysis"))
                 coded = self.encode_features(features, quality, stages.stage("entropy coding"))
         files = [
             self._pack(payload, checksum, width, height, quality, mode)
@@ -427,7 +248,7 @@ class Codec:
         most_trials = MAX_BISECTION_STEPS + 2
         stages = self._encode_stages(pixels, progress, most_trials)
         with torch.inference_mode():
-            features = self.analyse(pixels, stages.stage("analysis"))
+            features = self.transforms.analyse(pixels, stages.stage("analysis"))
         trials = [0]
 
         def plain_at(q: float) -> CompressedImage:
@@ -484,103 +305,6 @@ class Codec:
         )
         return CompressedImage(bitstream.pack(header, payload), header, seconds=0.0)
 
-    # ------------------------------------------------------------------------------ decoding
-    def read_header(self, data: "bytes | CompressedImage") -> tuple[Header, bytes]:
-        """Parse a file and check that this codec's model wrote it; returns header and payload."""
-        header, payload = bitstream.unpack(bytes(data))
-        check_pixels(header.width, header.height, self.options.max_pixels, "the file's image")
-        check_fits(header.width, header.height, "the file's image")
-        if header.architecture != ARCHITECTURE:
-            raise FormatError(f"unsupported architecture {header.architecture!r} in .dcae file")
-        if header.digest != self.digest:
-            raise ModelMismatchError(
-                f"the file was written with other weights (model {header.digest.hex()}) than {self.name} "
-                f"(model {self.digest.hex()}); decode it with the model that wrote it"
-            )
-        if header.num_slices != self.model.config.num_slices:
-            raise FormatError("slice count in the header does not match the model")
-        if (header.quality is None) == self.variable_rate:
-            raise FormatError("the header's quality setting does not fit this model")
-        qualities = [header.quality] if header.quality is not None else []
-        if header.quality_map is not None:
-            qualities += header.quality_map.levels
-        for quality in qualities:
-            try:
-                self.model.check_quality(quality)
-            except ValueError as error:
-                raise FormatError(f"the header's quality is invalid for this model: {error}") from None
-        return header, payload
-
-    def decompress(
-        self,
-        data: "bytes | CompressedImage",
-        preview_slices: "int | None" = None,
-        progress: "Progress | None" = None,
-    ) -> DecodedImage:
-        """Decode a ``.dcae`` file. ``preview_slices = K`` reads only the first K latent slices
-        (faster, coarser; not checked against the latent checksum). ``progress`` hears (stage,
-        steps done, steps in all) as chunks, slices and tiles finish."""
-        return self.decompress_batch([data], preview_slices, progress)[0]
-
-    def decompress_batch(
-        self,
-        files: Sequence["bytes | CompressedImage"],
-        preview_slices: "int | None" = None,
-        progress: "Progress | None" = None,
-    ) -> list[DecodedImage]:
-        """Decode files of one size, quality and coding setting together."""
-        start = time.perf_counter()
-        if not files:
-            return []
-        slices = self.model.config.num_slices
-        if preview_slices is not None and (not _is_int(preview_slices) or not 0 <= preview_slices <= slices):
-            raise QualityError(f"preview_slices must be a whole number in 0..{slices}, got {preview_slices!r}")
-        parsed = [self.read_header(data) for data in files]
-        first = parsed[0][0]
-
-        def setting(header: Header) -> tuple:
-            return (
-                header.width,
-                header.height,
-                header.quality,
-                header.scale_table_size,
-                header.portable,
-                header.quality_map,
-            )
-
-        if any(setting(header) != setting(first) for header, _ in parsed[1:]):
-            raise FormatError("batched decoding needs files of one size, quality and coder setting")
-        latent_stride = self.model.config.latent_stride
-        latent_size = bitstream.latent_size(first.width, first.height)
-        shortest = min(len(payload) for _, payload in parsed)
-        if shortest < self.latents.minimum_payload_bytes(latent_size):
-            raise FormatError(
-                f"the payload ({shortest} bytes) is too short for a {first.width}x{first.height} image "
-                f"(at least {self.latents.minimum_payload_bytes(latent_size)} bytes): a damaged or crafted file"
-            )
-        padded = (latent_size[0] * latent_stride, latent_size[1] * latent_stride)
-        stages = StagedProgress(
-            progress,
-            [("entropy decoding", self.latents.steps(latent_size)), ("synthesis", self.synthesis_steps(*padded))],
-        )
-        y_hat = self.latents.decode(
-            [payload for _, payload in parsed],
-            latent_size,
-            first.scale_table_size,
-            first.portable,
-            preview_slices,
-            [header.latent_checksum for header, _ in parsed],
-            stages.stage("entropy decoding"),
-        )
-        quality: "float | torch.Tensor | None" = first.quality
-        if first.quality_map is not None:
-            quality = quality_maps.as_tensor(first.quality_map, self.device)
-        with torch.inference_mode():
-            pixels = self.synthesise(y_hat, quality, (first.height, first.width), stages.stage("synthesis"))
-        del y_hat
-        share = (time.perf_counter() - start) / len(parsed)
-        return [DecodedImage(p, header, share) for p, (header, _) in zip(pixels, parsed)]
-
 
 def load_codec(
     model: "str | os.PathLike[str] | DCAE" = "default",
@@ -592,9 +316,6 @@ def load_codec(
     ``device`` places a loaded model (default: the CPU); a model object is used where it is.
     Keyword arguments are :class:`CodecOptions` fields.
     """
-    from .weights import load_weights
-    from .zoo import resolve_model_path
-
     codec_options = CodecOptions(**options)
     if isinstance(model, DCAE):
         if device is not None and torch.device(device) != next(model.parameters()).device:
