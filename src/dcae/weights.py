@@ -99,10 +99,10 @@ def read_metadata(path: "str | Path") -> dict[str, Any]:
     return meta
 
 
-def _tensors(names: list[str], what: str) -> str:
-    """``3 tensors missing (a, b, c)``; at most three names."""
-    more = ", ..." if len(names) > 3 else ""
-    return f"{len(names)} tensor{'s' if len(names) != 1 else ''} {what} ({', '.join(names[:3])}{more})"
+def _tensors(names: list[str], what: str, shown: int = 3) -> str:
+    """``3 tensors missing (a, b, c)``; at most ``shown`` names."""
+    more = ", ..." if len(names) > shown else ""
+    return f"{len(names)} tensor{'s' if len(names) != 1 else ''} {what} ({', '.join(names[:shown])}{more})"
 
 
 def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tuple[DCAE, dict[str, Any]]:
@@ -139,8 +139,12 @@ def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tu
     if missing or unexpected or reshaped:
         shapes = [f"{name}: the config needs {expected[name]}, the file has {stored[name]}" for name in reshaped]
         details = [
-            _tensors(names, label)
-            for label, names in (("missing", missing), ("not in the model", unexpected), ("of another shape", shapes))
+            _tensors(names, label, shown)
+            for label, names, shown in (
+                ("missing", missing, 3),
+                ("not in the model", unexpected, 3),
+                ("of another shape", shapes, 1),
+            )
             if names
         ]
         raise WeightsError(f"{path}: the tensors do not match the model config: {'; '.join(details)}")
