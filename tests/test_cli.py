@@ -18,8 +18,9 @@ from conftest import kodak_path, needs_shared, random_image
 from PIL import Image
 
 import dcae
-from dcae import bitstream, cli
+from dcae import bitstream
 from dcae.cli import main
+from dcae.commands import describe, terminal
 
 
 @pytest.fixture
@@ -300,7 +301,7 @@ def test_target_size_flag_shows_progress(tmp_path: Path, capsys, monkeypatch) ->
     assert capsys.readouterr().err == ""  # no bar off a terminal
     assert 0.97 * 6000 <= out.stat().st_size <= 6000
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(cli, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(terminal, "PROGRESS_DELAY", 0.0)
     assert main(["compress", str(source), "-o", str(out), "--force", "--target-size", "6k"]) == 0
     bar = capsys.readouterr().err
     # one bar through the analysis and the trial encodes (its count is the whole operation's)
@@ -317,7 +318,7 @@ def test_decompress_shows_one_bar_through_decoding_and_writing(image, tiny_weigh
     coded = tmp_path / "p.dcae"
     assert main(["compress", str(image), "-o", str(coded), "--model", str(tiny_weights)]) == 0
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(cli, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(terminal, "PROGRESS_DELAY", 0.0)
     capsys.readouterr()
     assert main(["decompress", str(coded), "-o", str(tmp_path / "p.png"), "--model", str(tiny_weights)]) == 0
     bar = capsys.readouterr().err
@@ -471,10 +472,10 @@ def test_sigterm_stops_a_batch_of_workers_at_once_and_leaves_no_temporary_file(t
 
 
 def test_a_bug_is_one_line_with_status_2_and_its_traceback_on_request(monkeypatch, capsys, tmp_path) -> None:
-    def broken(_args):
+    def broken(*_args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "_run_models", broken)
+    monkeypatch.setattr(describe, "read_metadata", broken)
     assert main(["models"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [

@@ -6,6 +6,9 @@ and the command line can report them as one line without importing the rest of t
 
 from __future__ import annotations
 
+# Exit statuses of the command line: done, a mistake the user can fix, a bug, interrupted.
+EXIT_OK, EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 130
+
 
 class DcaeError(ValueError):
     """A problem with what was asked of dcae (inputs, files, settings), not a bug in dcae."""
@@ -65,3 +68,7 @@ class OutputError(DcaeError):
 
 class InputError(DcaeError):
     """An input file cannot be read: missing, a folder, a broken symbolic link."""
+
+
+class UsageError(DcaeError):
+    """A mistake on the command line (an impossible combination of flags, for example)."""
