@@ -15,6 +15,7 @@ from typing import Any
 
 from . import bitstream
 from .errors import ModelMismatchError
+from .zoo import find_by_digest, missing_model_message, resolve_model_path
 
 
 class CodecCache:
@@ -34,8 +35,7 @@ class CodecCache:
     def get(self, model: str = "default", **options: Any) -> Any:
         """The codec of ``model`` (a release name or a weights file) with these
         :class:`dcae.codec.CodecOptions` fields."""
-        from .codec import CodecOptions, load_codec
-        from .zoo import resolve_model_path
+        from .codec import CodecOptions, load_codec  # loads PyTorch
 
         key = (str(resolve_model_path(model)), CodecOptions(**options))
         if key not in self._loaded:
@@ -48,8 +48,6 @@ class CodecCache:
     def for_file(self, data: bytes, model: "str | None" = None, **options: Any) -> Any:
         """The codec that decodes ``data``: ``model`` when given, else the released model whose
         digest the file's header names (:class:`ModelMismatchError` when none is installed)."""
-        from .zoo import find_by_digest, missing_model_message
-
         if model is None:
             digest = bitstream.model_digest(data)
             writer = find_by_digest(digest)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import WeightsError
 from .files import atomic_write
 from .model import DCAE
 from .progress import Progress, StagedProgress
@@ -184,8 +185,6 @@ class OnnxSynthesis:
 
     def __init__(self, folder: "str | Path", digest: str, threads: "int | None" = None) -> None:
         import onnxruntime
-
-        from .errors import WeightsError
 
         folder = Path(folder)
         try:

@@ -11,6 +11,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safetensors import SafetensorError, safe_open
+
+from .config import DCAEConfig
 from .errors import WeightsError
 from .files import atomic_write
 
@@ -113,11 +116,9 @@ def load_weights(path: "str | Path", device: "str | torch.device" = "cpu") -> tu
     against those of the model the config describes, built on PyTorch's "meta" device (no
     memory, no random initialisation); the file's tensors then become its parameters.
     """
-    import torch
-    from safetensors import SafetensorError, safe_open
+    import torch  # weights.py itself loads without PyTorch (dcae info, dcae models)
     from safetensors.torch import load_file
 
-    from .config import DCAEConfig
     from .model import DCAE
 
     meta = read_metadata(path)

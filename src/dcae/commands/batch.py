@@ -16,7 +16,7 @@ from ..files import check_readable
 from ..outputs import write_output
 from ..runtime import thread_count, torch_threads, worker_pool
 from .errors import USER_ERRORS
-from .terminal import CountingFile, show_warning
+from .terminal import CountingFile, over, say, show_warning
 
 # What one worker (or the command itself) does to one file: (path, output, state, args) -> line.
 FileWork = Callable[[Path, Path, dict, argparse.Namespace], str]
@@ -25,17 +25,15 @@ FileWork = Callable[[Path, Path, dict, argparse.Namespace], str]
 def code_files(work: FileWork, pairs: list[tuple[Path, Path]], args: argparse.Namespace, what: str) -> int:
     """Run ``work`` on every (input, output) pair, with a progress bar; failures one line each.
     The number of failures is returned. ``state`` holds what the files share (loaded codecs)."""
-    from tqdm import tqdm
-
     state: dict = {}
     failures = 0
     with torch_threads(args.threads):
-        for path, output in tqdm(pairs, desc=what, unit="file", disable=len(pairs) < 2, file=sys.stderr):
+        for path, output in over(pairs, what, "file"):
             try:
-                tqdm.write(work(path, output, state, args))
+                say(work(path, output, state, args))
             except USER_ERRORS as error:
                 failures += 1
-                tqdm.write(f"dcae: error: {path}: {error}", file=sys.stderr)
+                say(f"dcae: error: {path}: {error}", file=sys.stderr)
     return failures
 
 

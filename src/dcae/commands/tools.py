@@ -16,7 +16,7 @@ from ..files import find_images
 from ..outputs import plan_outputs
 from ..training.config import TrainConfig
 from .arguments import integer, number, positive_number, whole
-from .terminal import ProgressBar
+from .terminal import ProgressBar, counter
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -52,8 +52,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
     from ..training import Trainer, load_train_config
 
     # Flags left out (None) keep the file's value; lists arrive as lists.
@@ -83,8 +81,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..evaluation.classic import CLASSIC_CODECS
     from ..evaluation.report import REPORT_FILES, load_anchor_files, write_report
     from ..evaluation.runner import evaluate
@@ -104,26 +100,17 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} holds an earlier report ({earlier[0].name}); use --force to replace it")
     if not out.exists() and not out.parent.is_dir():
         raise UsageError(f"cannot create folder {out}: its parent {out.parent} does not exist")
-    bar = tqdm(total=0, desc="eval", unit="image-codec", file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        results = evaluate(
-            dataset,
-            codecs,
-            model,
-            args.qualities,
-            args.jobs,
-            args.max_images,
-            progress,
-            optimize_steps=args.optimize,
-            threads=args.threads,
-        )
-    finally:
-        bar.close()
+    results = evaluate(
+        dataset,
+        codecs,
+        model,
+        args.qualities,
+        args.jobs,
+        args.max_images,
+        counter("eval", "image-codec"),
+        optimize_steps=args.optimize,
+        threads=args.threads,
+    )
     written = write_report(
         out,
         results,

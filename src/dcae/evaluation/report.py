@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..codecs import CodecCache
 from ..imageio import load_image
 from ..metrics import psnr
 from ..outputs import write_output
@@ -183,8 +184,6 @@ def matched_crops(
 
 def _decode_at(key: str, reference: np.ndarray, quality, model: "str | None", optimize_steps: int) -> np.ndarray:
     if key == DCAE_KEY:
-        from ..codecs import CodecCache
-
         codec = CodecCache().get(model, optimize_steps=optimize_steps)
         return codec.decompress(codec.compress(reference, quality=quality)).pixels
     classic = CLASSIC_CODECS[key]

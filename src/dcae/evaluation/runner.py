@@ -12,11 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from ..codecs import CodecCache
 from ..errors import ConfigError
 from ..files import find_images
 from ..imageio import load_image
 from ..metrics import image_metrics
 from ..runtime import available_cpus, torch_threads, worker_pool
+from ..weights import read_metadata
+from ..zoo import resolve_model_path
 from .classic import CLASSIC_CODECS
 
 DCAE_KEY = "dcae"
@@ -64,8 +67,6 @@ def run_job(job: Job) -> tuple[Job, list[list[dict[str, Any]]]]:
     """Encode and decode each image of the job at every quality; returns metric rows per image."""
     with torch_threads(job.threads):
         if job.codec == DCAE_KEY:
-            from ..codecs import CodecCache
-
             codec = CodecCache().get(job.model, optimize_steps=job.optimize_steps)
             encode: Callable = lambda a, q: codec.compress(a, quality=q).data  # noqa: E731
             decode: Callable = lambda data: codec.decompress(data).pixels  # noqa: E731
@@ -93,9 +94,6 @@ def _measure(image: str, qualities: Sequence["float | None"], encode: Callable, 
 
 def dcae_description(model: str) -> tuple[str, list[float | None]]:
     """A description and the default quality sweep of a dcae model."""
-    from ..weights import read_metadata
-    from ..zoo import resolve_model_path
-
     meta = read_metadata(resolve_model_path(model))
     points = int(meta.get("config", {}).get("num_rate_points", 0))
     step = meta.get("step")

@@ -30,6 +30,7 @@ from .. import __version__
 from ..config import resolve_config
 from ..losses import RateDistortionLoss
 from ..model import DCAE
+from ..weights import load_weights
 from .checkpoints import (
     check_run_folder,
     clear_run_folder,
@@ -150,8 +151,6 @@ class Trainer:
 
     def _fresh_model(self) -> DCAE:
         if self.cfg.init_from:
-            from ..weights import load_weights
-
             model, _ = load_weights(self.cfg.init_from)
             return model.train()
         with torch.random.fork_rng(devices=[]):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..codec import Codec, CodecOptions
 from ..files import find_images
 from ..imageio import ImageError, load_image, to_uint8
 from ..metrics import msssim, psnr
@@ -35,8 +36,6 @@ def load_validation_images(source: "str | Path | Sequence[Path]", limit: int) ->
 @torch.inference_mode()
 def measure_rd(model: DCAE, images: list[torch.Tensor], quality: "float | None") -> dict[str, float]:
     """Mean bpp of real ``.dcae`` files (header included), PSNR and MS-SSIM of their decoding."""
-    from ..codec import Codec, CodecOptions
-
     # Machine-specific coding: the same file sizes as portable files, at float32 speed.
     codec = Codec(model, name="validation", options=CodecOptions(portable=False))
     bpps, psnrs, msssims = [], [], []
