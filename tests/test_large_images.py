@@ -238,3 +238,21 @@ def test_an_address_space_limit_is_what_this_process_may_use() -> None:
         " ", 1
     )
     assert "address-space" in why and 250_000_000 < int(room) <= 300_000_000
+
+
+def test_a_raised_pixel_limit_is_not_undone_by_pillows_own(monkeypatch, tmp_path) -> None:
+    """Pillow refuses images above twice its own limit; dcae's limit decides instead (here
+    Pillow's is lowered so a small image stands in for a 180-megapixel one)."""
+    from PIL import Image
+
+    from dcae.errors import ImageError
+    from dcae.imageio import load_image
+
+    path = tmp_path / "large.png"
+    Image.fromarray(random_image(64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert load_image(path, max_pixels=None)[0].shape == (64, 64, 3)
+    assert load_image(path, max_pixels=5000)[0].shape == (64, 64, 3)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # the caller's setting is back
+    with pytest.raises(ImageError, match="above the limit of 4,000 pixels"):
+        load_image(path, max_pixels=4000)

@@ -3,9 +3,10 @@ decoded pixels back in the source's colour mode."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,19 @@ def _from_pil(image: Image.Image, what: str = "the image", deep_colour: bool = F
     return np.ascontiguousarray(np.asarray(image)), ColourMode.RGB
 
 
+@contextlib.contextmanager
+def _pillow_pixel_limit(max_pixels: "int | None") -> Iterator[None]:
+    """Pillow refuses images above twice its own limit (``Image.MAX_IMAGE_PIXELS``) whatever
+    the caller asked for; while dcae opens a file, Pillow's limit is dcae's (which was checked
+    from the header first), then the caller's setting comes back."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def load_image(
     source: ImageLike,
     max_pixels: "int | None" = DEFAULT_MAX_PIXELS,
@@ -149,7 +163,7 @@ def load_image(
         path = Path(source)
         check_readable(path, "image", ImageError)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _pillow_pixel_limit(max_pixels):
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # dcae checks the size itself
                 with Image.open(path) as image:
                     check(*image.size, str(path))
@@ -158,8 +172,6 @@ def load_image(
                     return _from_pil(image, what=str(path), deep_colour=deep_colour)
         except DcaeError:  # refused by a check: already one clear line
             raise
-        except Image.DecompressionBombError as error:
-            raise ImageError(f"cannot read image {path}: {error} (Pillow's own limit)") from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise ImageError(f"cannot read image {path}: {error}") from None
     raise ImageError(f"expected a path, PIL image or numpy array, got {type(source).__name__}")

@@ -31,7 +31,7 @@ from .errors import ResourceError
 BASE_BYTES = 520_000_000
 CHUNK_PIXELS = 1536 * 1536
 BYTES_PER_PIXEL_IN_CHUNK = 190
-BYTES_PER_PIXEL_BEYOND = 45
+BYTES_PER_PIXEL_BEYOND = 38
 MARGIN = 1.15
 
 # mallopt's parameter number for the mmap threshold, in glibc's malloc.h.
