@@ -179,6 +179,11 @@ def test_one_progress_count_runs_through_every_stage() -> None:
     assert _stages(plain) == _stages(sized) == ["analysis", "entropy coding"]
     decoded = _heard(lambda progress: codec.decompress(compressed, progress=progress))
     assert _stages(decoded) == ["entropy decoding", "synthesis"]
+    # machine-specific files of one chunk: the model itself computes (no chunks to report)
+    specific = Codec(codec.model, options=CodecOptions(portable=False))
+    small = specific.compress(random_image(64, 64), quality=1.0)
+    assert _stages(_heard(lambda progress: specific.compress(random_image(64, 64), quality=1.0, progress=progress)))
+    assert _stages(_heard(lambda progress: specific.decompress(small, progress=progress)))
 
 
 def test_an_image_too_large_for_this_memory_is_refused_before_any_work(monkeypatch, tmp_path, capsys) -> None:

@@ -128,7 +128,7 @@ class Codec(Decoder):
     def _encode_stages(self, pixels: np.ndarray, progress: "Progress | None", trials: int = 1) -> StagedProgress:
         height, width = pixels.shape[1:3]
         stride = self.model.config.latent_stride
-        entropy = self.latents.steps((height // stride, width // stride)) * trials
+        entropy = self.latents.steps((height // stride, width // stride), self.options.portable) * trials
         return StagedProgress(
             progress, [("analysis", self.transforms.analysis_steps(height, width)), ("entropy coding", entropy)]
         )

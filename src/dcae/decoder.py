@@ -142,7 +142,7 @@ class Decoder:
         stages = StagedProgress(
             progress,
             [
-                ("entropy decoding", self.latents.steps(latent_size)),
+                ("entropy decoding", self.latents.steps(latent_size, first.portable)),
                 ("synthesis", self.transforms.synthesis_steps(*padded)),
             ],
         )

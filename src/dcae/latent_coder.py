@@ -107,9 +107,11 @@ class LatentCoder:
         """How the entropy pass cuts a latent grid of ``latent_size`` into chunks."""
         return ChunkPlan(self.model.config, latent_size, self.chunk)
 
-    def steps(self, latent_size: tuple[int, int]) -> int:
-        """Progress steps of one encode or decode: chunks computed, and one per coded slice."""
-        return self.plan(latent_size).steps + self.model.config.num_slices
+    def steps(self, latent_size: tuple[int, int], portable: bool) -> int:
+        """Progress steps of one encode or decode: chunks computed (none are reported when the
+        model itself computes a machine-specific file's parameters), and one per coded slice."""
+        chunked = isinstance(self.parameters(portable, latent_size)[0], EntropyParameterNetworks)
+        return (self.plan(latent_size).steps if chunked else 0) + self.model.config.num_slices
 
     def parameters(
         self, portable: bool, latent_size: tuple[int, int], chunk: "int | None" = None
@@ -163,7 +165,7 @@ class LatentCoder:
         """Code a batch's (gained) latent y and hyper-latent z; one payload per image.
         ``on_step`` hears (steps done, steps in all) as chunks and slices finish."""
         latent_size = (y.shape[-2], y.shape[-1])
-        step, on_chunk = self._counter(on_step, self.steps(latent_size))
+        step, on_chunk = self._counter(on_step, self.steps(latent_size, portable))
         z_symbols = torch.round(z - self._medians.to(z.device, z.dtype))
         params, device, dtype = self.parameters(portable, latent_size)
         params = self._reporting(params, on_chunk)
@@ -232,7 +234,7 @@ class LatentCoder:
     def _decode(
         self, payloads, latent_size, scale_table_size, portable, preview_slices, checksums, on_step, chunk
     ) -> torch.Tensor:
-        step, on_chunk = self._counter(on_step, self.steps(latent_size))
+        step, on_chunk = self._counter(on_step, self.steps(latent_size, portable))
         params, device, dtype = self.parameters(portable, latent_size, chunk)
         params = self._reporting(params, on_chunk)
         z_size = (latent_size[0] // self.model.config.hyper_ratio, latent_size[1] // self.model.config.hyper_ratio)

@@ -76,6 +76,7 @@ def for_each(work: FileWork, pairs: list[tuple[Path, Path]], args: argparse.Name
 
 
 def read_file(path: Path) -> bytes:
+    """The bytes of an input file, or one clear error (missing, a folder, a broken link)."""
     check_readable(path)
     return path.read_bytes()
 
