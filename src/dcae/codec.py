@@ -1,8 +1,9 @@
 """The codec: images to ``.dcae`` files and back with a trained DCAE model.
 
-Data flows one way: an image is padded and analysed (``g_a`` and the gain, tiled when large),
-the latents are entropy-coded (:mod:`dcae.latent_coder`), and the payload is wrapped in the
-container (:mod:`dcae.bitstream`); decoding reverses each step. Rate control lives in
+Data flows one way: an image is padded as 8-bit pixels and analysed (:mod:`dcae.transforms`,
+tiled when large), the latents are entropy-coded (:mod:`dcae.latent_coder`), and the payload is
+wrapped in the container (:mod:`dcae.bitstream`); decoding (:mod:`dcae.decoder`) reverses each
+step. Options and results are in :mod:`dcae.codec_types`, rate control in
 :mod:`dcae.rate_control`, encoder-side latent optimisation in :mod:`dcae.latent_optimization`.
 
 >>> import numpy as np
