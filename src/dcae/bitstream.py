@@ -27,7 +27,16 @@ payload length, a count K (1 .. 16), K float32 qualities, a u32 length and that 
 zlib-compressed level indexes, one byte per latent position in raster order. Files without a
 map are still written as version 2.
 
-Every field is checked before anything is allocated from it.
+Version 4 is version 2 or 3 with side parts (flag bit 3): after the quality map (if any) and
+before the payload length, a count N (1 .. 4) and N parts, each a 4-byte ASCII tag (``ICCP``
+colour profile, ``EXIF``, ``XMP_``, ``ALPH`` alpha plane), a u8 part version (1), a u32 raw
+length, a u32 stored length and the stored bytes: zlib-deflated for ICCP, EXIF and XMP_, a
+grayscale PNG of the image's size for ALPH. Files without side parts are still written as
+version 2 or 3.
+
+Every field is checked before anything is allocated from it; a part is inflated to at most its
+declared raw length, which is bounded (:data:`MAX_METADATA_BYTES`; for the alpha plane, exactly
+one byte per pixel).
 """
 
 from __future__ import annotations
@@ -44,7 +53,8 @@ from .errors import FormatError
 MAGIC = b"DCAE"
 FORMAT_VERSION = 2  # files without a quality map; with one, QUALITY_MAP_VERSION
 QUALITY_MAP_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SIDE_PARTS_VERSION = 4  # files with an ICC profile, EXIF, XMP or an alpha plane
+READABLE_VERSIONS = (1, 2, 3, 4)
 MAX_SIDE = 32768
 MAX_PIXELS = 16384 * 16384
 MAX_PAYLOAD = 1 << 31
@@ -52,7 +62,13 @@ MAX_FILE_BYTES = MAX_PAYLOAD + 1024  # payload plus the largest header and the C
 FLAG_QUALITY = 0x01
 FLAG_PORTABLE = 0x02
 FLAG_QUALITY_MAP = 0x04
+FLAG_SIDE_PARTS = 0x08
 MAX_MAP_LEVELS = 16
+# The largest ICC profile, EXIF or XMP block a file may carry, inflated (ICC profiles run to a
+# few hundred kB, EXIF to 64 kB in JPEG, XMP to a few MB with an embedded thumbnail).
+MAX_METADATA_BYTES = 16 << 20
+PART_VERSION = 1
+_PART = struct.Struct("<4sBII")
 _FIXED = struct.Struct("<4sBBBBIIfHBB")
 _DIGEST_BYTES = 8
 
@@ -65,6 +81,8 @@ class ColourMode(enum.IntEnum):
     P = 2  # palette
     RGBA_OPAQUE = 3  # RGBA whose alpha was fully opaque (dropped, restored as 255)
     LA_OPAQUE = 4  # grayscale with fully opaque alpha
+    RGBA = 5  # colour with an alpha plane (version 4: the ALPH part); palette images with transparency too
+    LA = 6  # grayscale with an alpha plane (version 4: the ALPH part)
 
 
 class PadMode(enum.IntEnum):
@@ -117,6 +135,66 @@ class QualityMap:
 
 
 @dataclass(frozen=True)
+class SideParts:
+    """What a file carries besides the coded colour: the source's ICC colour profile, its EXIF
+    and XMP metadata (bytes as the source held them), and the alpha plane as a grayscale PNG of
+    the image's size (lossless). Each is ``None`` when absent."""
+
+    icc_profile: "bytes | None" = None
+    exif: "bytes | None" = None
+    xmp: "bytes | None" = None
+    alpha_png: "bytes | None" = None
+
+    def __post_init__(self) -> None:
+        for name, value in self._named():
+            if value is not None and (not isinstance(value, bytes) or not value):
+                raise FormatError(f"the {name} part must be non-empty bytes")
+            if value is not None and name != "alpha" and len(value) > MAX_METADATA_BYTES:
+                raise FormatError(f"the {name} part is {len(value):,} bytes, above {MAX_METADATA_BYTES:,}")
+
+    def _named(self) -> list[tuple[str, "bytes | None"]]:
+        return [("ICC profile", self.icc_profile), ("EXIF", self.exif), ("XMP", self.xmp), ("alpha", self.alpha_png)]
+
+    def __bool__(self) -> bool:
+        return any(value is not None for _, value in self._named())
+
+    def _encode(self) -> bytes:
+        parts = []
+        for tag, value in zip(_TAGS, (self.icc_profile, self.exif, self.xmp, self.alpha_png)):
+            if value is None:
+                continue
+            stored = value if tag == b"ALPH" else zlib.compress(value, 9)
+            parts.append(_PART.pack(tag, PART_VERSION, len(value), len(stored)) + stored)
+        return struct.pack("<B", len(parts)) + b"".join(parts)
+
+    @classmethod
+    def _decode(cls, data: bytes, offset: int, end: int) -> "SideParts":
+        """The parts between ``offset`` and ``end`` (laid out as :func:`_skip_side_parts` checked)."""
+        found: dict[bytes, bytes] = {}
+        offset += 1
+        while offset < end:
+            tag, _, raw_length, stored_length = _PART.unpack_from(data, offset)
+            offset += _PART.size
+            stored = data[offset : offset + stored_length]
+            offset += stored_length
+            if tag == b"ALPH":
+                found[tag] = stored
+                continue
+            unpacker = zlib.decompressobj()
+            try:  # never inflate beyond the declared (bounded) length: no metadata bomb
+                raw = unpacker.decompress(stored, raw_length + 1)
+            except zlib.error:
+                raise FormatError(f"the {tag.decode()} part is corrupted") from None
+            if len(raw) != raw_length or not unpacker.eof:
+                raise FormatError(f"the {tag.decode()} part does not have its declared length")
+            found[tag] = raw
+        return cls(*(found.get(tag) for tag in _TAGS))
+
+
+_TAGS = (b"ICCP", b"EXIF", b"XMP_", b"ALPH")
+
+
+@dataclass(frozen=True)
 class Header:
     """Everything a decoder needs besides the payload."""
 
@@ -135,6 +213,8 @@ class Header:
     portable: bool = False
     # Qualities per latent position (regions of interest), version 3 only; None: ``quality`` everywhere.
     quality_map: "QualityMap | None" = None
+    # ICC profile, EXIF, XMP, alpha plane (version 4); None: none of them.
+    side_parts: "SideParts | None" = None
 
     @property
     def num_pixels(self) -> int:
@@ -146,15 +226,17 @@ class Header:
         a quality map, else 2 (:func:`pack` writes exactly this)."""
         if self.latent_checksum is None:
             return 1
+        if self.side_parts:
+            return SIDE_PARTS_VERSION
         return QUALITY_MAP_VERSION if self.quality_map is not None else FORMAT_VERSION
 
 
 def pack(header: Header, payload: bytes) -> bytes:
     """Serialise a header and payload into a complete ``.dcae`` file.
 
-    Writes version 2, or version 3 when the header carries a quality map; a header without a
-    latent checksum is written as version 1 (the layout older dcae releases wrote; kept so
-    compatibility can be tested).
+    Writes version 2, version 3 when the header carries a quality map, version 4 when it carries
+    side parts; a header without a latent checksum is written as version 1 (the layout older
+    dcae releases wrote; kept so compatibility can be tested).
     """
     name = header.architecture.encode("ascii")
     if not 1 <= len(name) <= 32:
@@ -163,13 +245,17 @@ def pack(header: Header, payload: bytes) -> bytes:
         raise ValueError("digest must be 8 bytes")
     check_size(header.width, header.height)
     version = header.format_version
-    if version == 1 and (header.portable or header.quality_map is not None):
-        raise ValueError("portable files and quality maps need format version 2 or 3 (a latent checksum)")
+    if version == 1 and (header.portable or header.quality_map is not None or header.side_parts):
+        raise ValueError("portable files, quality maps and side parts need a latent checksum (version 2 and up)")
+    has_alpha = bool(header.side_parts and header.side_parts.alpha_png)
+    if (header.colour_mode in (ColourMode.RGBA, ColourMode.LA)) != has_alpha:
+        raise ValueError("an alpha plane goes with the RGBA and LA colour modes, and only with them")
     if header.quality_map is not None:
         if (header.quality_map.rows, header.quality_map.columns) != latent_size(header.width, header.height):
             raise ValueError("the quality map must cover the image's latent positions")
     flags = (FLAG_QUALITY if header.quality is not None else 0) | (FLAG_PORTABLE if header.portable else 0)
     flags |= FLAG_QUALITY_MAP if header.quality_map is not None else 0
+    flags |= FLAG_SIDE_PARTS if header.side_parts else 0
     fixed = _FIXED.pack(
         MAGIC,
         version,
@@ -185,7 +271,9 @@ def pack(header: Header, payload: bytes) -> bytes:
     )
     checksum = b"" if version == 1 else struct.pack("<I", header.latent_checksum)
     quality_map = b"" if header.quality_map is None else header.quality_map._encode()
-    body = fixed + name + header.digest + checksum + quality_map + struct.pack("<I", len(payload)) + payload
+    side_parts = header.side_parts._encode() if header.side_parts else b""
+    length = struct.pack("<I", len(payload))
+    body = fixed + name + header.digest + checksum + quality_map + side_parts + length + payload
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -220,8 +308,11 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
             f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
     known_flags = FLAG_QUALITY | (FLAG_PORTABLE if version >= 2 else 0) | (FLAG_QUALITY_MAP if version >= 3 else 0)
+    known_flags |= FLAG_SIDE_PARTS if version >= 4 else 0
     if flags & ~known_flags:
         raise FormatError(f"unknown flags 0x{flags:02x} in .dcae header")
+    if version == SIDE_PARTS_VERSION and not flags & FLAG_SIDE_PARTS:
+        raise FormatError("a version 4 .dcae file without side parts")
     try:
         colour_mode, pad_mode = ColourMode(mode), PadMode(pad)
     except ValueError:
@@ -251,6 +342,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     map_offset = offset
     if flags & FLAG_QUALITY_MAP:  # skipped now, read once the CRC has vouched for it
         offset = _skip_quality_map(data, offset)
+    parts_offset = offset
+    if flags & FLAG_SIDE_PARTS:  # the same
+        offset = _skip_side_parts(data, offset, width * height)
     if len(data) < offset + 8:
         raise FormatError("truncated .dcae file (header incomplete)")
     (payload_length,) = struct.unpack_from("<I", data, offset)
@@ -265,6 +359,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     quality_map = None
     if flags & FLAG_QUALITY_MAP:
         quality_map, _ = QualityMap._decode(data, map_offset, *latent_size(width, height))
+    side_parts = SideParts._decode(data, parts_offset, offset - 4) if flags & FLAG_SIDE_PARTS else None
+    if (colour_mode in (ColourMode.RGBA, ColourMode.LA)) != bool(side_parts and side_parts.alpha_png):
+        raise FormatError(f"colour mode {colour_mode.name} and the file's alpha plane do not go together")
     header = Header(
         width=width,
         height=height,
@@ -278,6 +375,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         latent_checksum=latent_checksum,
         portable=bool(flags & FLAG_PORTABLE),
         quality_map=quality_map,
+        side_parts=side_parts,
     )
     return header, data[offset : offset + payload_length]
 
@@ -307,9 +405,37 @@ def _skip_quality_map(data: bytes, offset: int) -> int:
     return end + length
 
 
+def _skip_side_parts(data: bytes, offset: int, pixels: int) -> int:
+    """The offset just after the side parts (every tag, version and length checked; nothing
+    inflated)."""
+    if offset >= len(data):
+        raise FormatError("truncated .dcae file (side parts missing)")
+    count, offset = data[offset], offset + 1
+    if not 1 <= count <= len(_TAGS):
+        raise FormatError(f"invalid number of side parts ({count})")
+    seen: list[bytes] = []
+    for _ in range(count):
+        if len(data) < offset + _PART.size:
+            raise FormatError("truncated .dcae file (side parts)")
+        tag, version, raw_length, stored_length = _PART.unpack_from(data, offset)
+        if tag not in _TAGS or tag in seen or (seen and _TAGS.index(tag) < _TAGS.index(seen[-1])):
+            raise FormatError(f"unknown, repeated or misplaced side part {tag!r}")
+        if version != PART_VERSION:
+            raise FormatError(f"unsupported version {version} of the {tag.decode()} part")
+        limit = MAX_METADATA_BYTES if tag != b"ALPH" else MAX_METADATA_BYTES + 2 * pixels
+        if raw_length < 1 or raw_length > limit or stored_length > len(data) - offset - _PART.size:
+            raise FormatError(f"invalid or truncated {tag.decode()} part ({raw_length} bytes)")
+        if tag == b"ALPH" and raw_length != stored_length:
+            raise FormatError("the alpha part's lengths disagree")
+        seen.append(tag)
+        offset += _PART.size + stored_length
+    return offset
+
+
 def header_size(header: Header) -> int:
     """Bytes of a file that are not payload (header plus CRC)."""
     checksum_bytes = 0 if header.latent_checksum is None else 4
     quality_map = 0 if header.quality_map is None else len(header.quality_map._encode())
+    side_parts = len(header.side_parts._encode()) if header.side_parts else 0
     name = len(header.architecture.encode("ascii"))
-    return _FIXED.size + name + _DIGEST_BYTES + checksum_bytes + quality_map + 4 + 4
+    return _FIXED.size + name + _DIGEST_BYTES + checksum_bytes + quality_map + side_parts + 4 + 4

@@ -34,11 +34,11 @@ import torch
 
 from . import bitstream
 from . import quality_map as quality_maps
-from .bitstream import ColourMode, Header
+from .bitstream import ColourMode, Header, SideParts
 from .codec_types import CodecOptions, CompressedImage, DecodedImage, is_real
 from .decoder import ARCHITECTURE, Decoder
 from .errors import ConfigError, ImageError, QualityError
-from .imageio import ImageLike, image_tensor, load_image, pad_pixels
+from .imageio import ImageLike, Photo, alpha_to_png, image_tensor, pad_pixels, read_photo
 from .latent_coder import EncodedLatents
 from .latent_optimization import optimize_for_quality
 from .memory import check_fits
@@ -159,41 +159,44 @@ class Codec(Decoder):
         given = [v is not None for v in (quality, target_bpp, target_size, quality_map)]
         if sum(given) > 1:
             raise QualityError("give only one of quality, target_bpp, target_size and quality_map")
-        array, mode = load_image(image, self.options.max_pixels, check_fits)
-        height, width = array.shape[:2]
+        photo = read_photo(image, self.options.max_pixels, check_fits)
+        height, width = photo.pixels.shape[:2]
         bitstream.check_size(width, height)
         if quality_map is not None:
-            return self._compress_with_map(array, mode, quality_map, start, progress)
+            return self._compress_with_map(photo, quality_map, start, progress)
         if target_bpp is None and target_size is None:
-            return self._compress_arrays([array], [mode], self.check_quality(quality), start, progress)[0]
+            return self._compress_photos([photo], self.check_quality(quality), start, progress)[0]
         if target_bpp is not None:
             if not is_real(target_bpp) or not math.isfinite(target_bpp) or target_bpp <= 0:
                 raise QualityError(f"target bpp must be a positive finite number, got {target_bpp!r}")
             target_size = int(target_bpp * height * width / 8)
         if not is_real(target_size) or not math.isfinite(target_size) or target_size < 1:
             raise QualityError(f"target size must be a positive number of bytes, got {target_size!r}")
-        found = self._compress_to_size(array, mode, int(min(target_size, bitstream.MAX_FILE_BYTES)), progress)
+        found = self._compress_to_size(photo, int(min(target_size, bitstream.MAX_FILE_BYTES)), progress)
         return dataclasses.replace(found, seconds=time.perf_counter() - start)
 
     def _compress_with_map(
-        self, array: np.ndarray, mode: ColourMode, pixel_map: np.ndarray, start: float, progress: "Progress | None"
+        self, photo: Photo, pixel_map: np.ndarray, start: float, progress: "Progress | None"
     ) -> CompressedImage:
         if not self.variable_rate:
             raise QualityError("a quality map needs a variable-rate model (this one has a single rate)")
         if self.options.optimize_steps:
             raise QualityError("latent optimisation does not take a quality map")
-        height, width = array.shape[:2]
+        height, width = photo.pixels.shape[:2]
         latent_map = quality_maps.to_latent_map(pixel_map, width, height)
         for level in latent_map.levels:
             self.check_quality(level)
-        pixels = self._padded_pixels([array])
+        pixels = self._padded_pixels([photo.pixels])
         stages = self._encode_stages(pixels, progress)
         with torch.inference_mode():
             features = self.transforms.analyse(pixels, stages.stage("analysis"))
             map_tensor = quality_maps.as_tensor(latent_map, self.device)
             coded = self.encode_features(features, map_tensor, stages.stage("entropy coding"))
         dominant = quality_maps.dominant_quality(latent_map)
-        found = self._pack(coded.payloads[0], coded.checksums[0], width, height, dominant, mode, latent_map)
+        parts = self.side_parts(photo)
+        found = self._pack(
+            coded.payloads[0], coded.checksums[0], width, height, dominant, photo.mode, parts, latent_map
+        )
         return dataclasses.replace(found, seconds=time.perf_counter() - start)
 
     def compress_batch(self, images: Sequence[ImageLike], quality: "float | None" = None) -> list[CompressedImage]:
@@ -202,28 +205,21 @@ class Codec(Decoder):
         if not images:
             return []
         count = len(images)  # the batch is coded at once: it needs the memory of one image of all their pixels
-        arrays, modes = zip(
-            *(
-                load_image(image, self.options.max_pixels, lambda w, h, what: check_fits(w, h * count, what))
-                for image in images
-            )
-        )
-        sizes = {a.shape[:2] for a in arrays}
+        photos = [
+            read_photo(image, self.options.max_pixels, lambda w, h, what: check_fits(w, h * count, what))
+            for image in images
+        ]
+        sizes = {photo.pixels.shape[:2] for photo in photos}
         if len(sizes) != 1:
             raise ImageError(f"a batch must hold images of one size, got {sorted(sizes)}")
-        bitstream.check_size(arrays[0].shape[1], arrays[0].shape[0])
-        return self._compress_arrays(list(arrays), list(modes), self.check_quality(quality), start)
+        bitstream.check_size(photos[0].pixels.shape[1], photos[0].pixels.shape[0])
+        return self._compress_photos(photos, self.check_quality(quality), start)
 
-    def _compress_arrays(
-        self,
-        arrays: list[np.ndarray],
-        modes: list[ColourMode],
-        quality: "float | None",
-        start: float,
-        progress: "Progress | None" = None,
+    def _compress_photos(
+        self, photos: list[Photo], quality: "float | None", start: float, progress: "Progress | None" = None
     ) -> list[CompressedImage]:
-        height, width = arrays[0].shape[:2]
-        pixels = self._padded_pixels(arrays)
+        height, width = photos[0].pixels.shape[:2]
+        pixels = self._padded_pixels([photo.pixels for photo in photos])
         if self.options.optimize_steps:
             # latent optimisation holds the whole image and its gradients (at most 1536x1536)
             coded = self.encode_latents(*self._optimized_latents(image_tensor(pixels), quality, (height, width)))
@@ -233,19 +229,18 @@ class Codec(Decoder):
                 features = self.transforms.analyse(pixels, stages.stage("analysis"))
                 coded = self.encode_features(features, quality, stages.stage("entropy coding"))
         files = [
-            self._pack(payload, checksum, width, height, quality, mode)
-            for payload, checksum, mode in zip(coded.payloads, coded.checksums, modes)
+            self._pack(payload, checksum, width, height, quality, photo.mode, self.side_parts(photo))
+            for payload, checksum, photo in zip(coded.payloads, coded.checksums, photos)
         ]
         share = (time.perf_counter() - start) / len(files)
         return [dataclasses.replace(found, seconds=share) for found in files]
 
-    def _compress_to_size(
-        self, array: np.ndarray, mode: ColourMode, max_bytes: int, progress: "Progress | None"
-    ) -> CompressedImage:
+    def _compress_to_size(self, photo: Photo, max_bytes: int, progress: "Progress | None") -> CompressedImage:
         if not self.variable_rate:
             raise QualityError("rate control needs a variable-rate model (this one has a single rate)")
-        height, width = array.shape[:2]
-        pixels = self._padded_pixels([array])
+        height, width = photo.pixels.shape[:2]
+        pixels = self._padded_pixels([photo.pixels])
+        mode, parts = photo.mode, self.side_parts(photo)  # the budget covers the side parts too
         most_trials = MAX_BISECTION_STEPS + 2
         stages = self._encode_stages(pixels, progress, most_trials)
         with torch.inference_mode():
@@ -255,7 +250,7 @@ class Codec(Decoder):
         def plain_at(q: float) -> CompressedImage:
             coded = self.encode_features(features, q, stages.stage("entropy coding", trials[0], most_trials))
             trials[0] += 1
-            return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode)
+            return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode, parts)
 
         if not self.options.optimize_steps:
             found = bisect_quality(plain_at, max_bytes, self.quality_range)[1]
@@ -264,10 +259,10 @@ class Codec(Decoder):
 
         def optimized_at(q: float) -> CompressedImage:
             coded = self.encode_latents(*self._optimized_latents(image_tensor(pixels), q, (height, width)))
-            return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode)
+            return self._pack(coded.payloads[0], coded.checksums[0], width, height, q, mode, parts)
 
         def squared_error(data: CompressedImage) -> float:
-            return float(np.mean((self.decompress(data).pixels - np.asarray(array, dtype=np.float64)) ** 2))
+            return float(np.mean((self.decompress(data).pixels - photo.pixels.astype(np.float64)) ** 2))
 
         return fit_optimized_to_size(plain_at, optimized_at, squared_error, max_bytes, self.quality_range)
 
@@ -287,6 +282,7 @@ class Codec(Decoder):
         height: int,
         quality: "float | None",
         mode: ColourMode,
+        side_parts: "SideParts | None",
         quality_map: "bitstream.QualityMap | None" = None,
     ) -> CompressedImage:
         """The file of a payload, with the header it was given (its time is set by the caller)."""
@@ -303,8 +299,18 @@ class Codec(Decoder):
             latent_checksum=checksum,
             portable=self.options.portable,
             quality_map=quality_map,
+            side_parts=side_parts,
         )
         return CompressedImage(bitstream.pack(header, payload), header, seconds=0.0)
+
+    def side_parts(self, photo: Photo) -> "SideParts | None":
+        """What a photo's file carries beside the colour: its ICC profile always (it is colour,
+        not metadata), EXIF and XMP unless ``options.keep_metadata`` is off, its alpha plane
+        (lossless); None when there is nothing."""
+        keep = self.options.keep_metadata
+        alpha = None if photo.alpha is None else alpha_to_png(photo.alpha)
+        parts = SideParts(photo.icc_profile, photo.exif if keep else None, photo.xmp if keep else None, alpha)
+        return parts if parts else None
 
 
 def load_codec(

@@ -50,6 +50,9 @@ class CodecOptions:
         entropy_chunk: side, in latent positions (16 pixels each, a multiple of 4), of the chunks
             the entropy-parameter networks run on, which bounds their memory; ``0`` runs every
             image in one piece. Any chunk gives the same file (docs/format.md).
+        keep_metadata: carry the source's EXIF and XMP into the file (``False``: ``--strip``,
+            for privacy: EXIF often holds the place a photo was taken). The ICC colour profile
+            is colour, not metadata: it is always kept.
         max_pixels: the largest image (width x height) to encode or decode, against
             decompression bombs; ``None`` lifts the limit. Pillow's default.
         onnx_synthesis: a folder written by ``dcae export MODEL --onnx DIR`` for these weights:
@@ -64,6 +67,7 @@ class CodecOptions:
     tile: "int | None" = None
     halo: int = DEFAULT_HALO
     entropy_chunk: int = DEFAULT_CHUNK
+    keep_metadata: bool = True
     max_pixels: "int | None" = DEFAULT_MAX_PIXELS
     onnx_synthesis: "str | None" = None
 
@@ -102,12 +106,36 @@ class CompressedImage:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """The pixels of a decoded file and its header."""
+    """The pixels of a decoded file, its alpha plane, and its header (which holds the ICC
+    profile, EXIF and XMP the file carries)."""
 
     pixels: np.ndarray  # (H, W, 3) uint8 RGB
     header: Header
     seconds: float = field(compare=False)  # decoding time (a batch's time is shared evenly)
+    alpha: "np.ndarray | None" = field(default=None, compare=False)  # (H, W) uint8, exactly as coded
+
+    @property
+    def icc_profile(self) -> "bytes | None":
+        """The source's ICC colour profile, byte for byte."""
+        return self.header.side_parts.icc_profile if self.header.side_parts else None
+
+    @property
+    def exif(self) -> "bytes | None":
+        """The source's EXIF block (orientation 1: the pixels are upright)."""
+        return self.header.side_parts.exif if self.header.side_parts else None
+
+    @property
+    def xmp(self) -> "bytes | None":
+        """The source's XMP packet."""
+        return self.header.side_parts.xmp if self.header.side_parts else None
 
     def to_pil(self) -> Image.Image:
-        """A PIL image in the source's colour mode (grayscale stays grayscale)."""
-        return to_pil(self.pixels, self.header.colour_mode)
+        """A PIL image in the source's colour mode (grayscale stays grayscale, transparency
+        returns), whose ``info`` holds the ICC profile, EXIF and XMP: Pillow writes the profile
+        into PNG, JPEG, WebP and TIFF by itself; pass ``exif=image.info["exif"]`` to ``save``
+        for EXIF (``dcae decompress`` writes all three)."""
+        image = to_pil(self.pixels, self.header.colour_mode, self.alpha)
+        for key, value in (("icc_profile", self.icc_profile), ("exif", self.exif), ("xmp", self.xmp)):
+            if value is not None:
+                image.info[key] = value
+        return image

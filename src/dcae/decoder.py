@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from . import bitstream
@@ -17,7 +18,7 @@ from . import quality_map as quality_maps
 from .bitstream import Header
 from .codec_types import CodecOptions, CompressedImage, DecodedImage, is_whole
 from .errors import ConfigError, FormatError, ModelMismatchError, QualityError
-from .imageio import check_pixels
+from .imageio import alpha_from_png, check_pixels
 from .latent_coder import LatentCoder
 from .memory import check_fits
 from .model import DCAE
@@ -162,4 +163,11 @@ class Decoder:
             pixels = self.transforms.synthesise(y_hat, quality, (first.height, first.width), stages.stage("synthesis"))
         del y_hat
         share = (time.perf_counter() - start) / len(parsed)
-        return [DecodedImage(p, header, share) for p, (header, _) in zip(pixels, parsed)]
+        return [DecodedImage(p, header, share, _alpha(header)) for p, (header, _) in zip(pixels, parsed)]
+
+
+def _alpha(header: Header) -> "np.ndarray | None":
+    """The alpha plane a file carries, decoded (its size checked against the image first)."""
+    if not header.side_parts or header.side_parts.alpha_png is None:
+        return None
+    return alpha_from_png(header.side_parts.alpha_png, header.width, header.height)

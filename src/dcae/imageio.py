@@ -4,18 +4,20 @@ decoded pixels back in the source's colour mode."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .bitstream import ColourMode, PadMode
-from .errors import DcaeError, ImageError
+from .errors import DcaeError, FormatError, ImageError
 from .files import check_readable
 
 ImageLike = "str | os.PathLike[str] | Image.Image | np.ndarray"
@@ -39,8 +41,10 @@ def _from_16bit(array: np.ndarray, what: str) -> np.ndarray:
     return np.clip(np.round(array.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
 
 
-def _from_array(array: np.ndarray) -> tuple[np.ndarray, ColourMode]:
+def _from_array(array: np.ndarray) -> tuple[np.ndarray, ColourMode, "np.ndarray | None"]:
+    """8-bit RGB pixels, the colour mode and the alpha plane (None when fully opaque)."""
     channel_first = array.ndim == 3 and array.shape[0] in (1, 3, 4)
+    alpha = None
     if array.ndim == 2:
         array, mode = np.stack([array] * 3, axis=-1), ColourMode.L
     elif array.ndim == 3 and array.shape[2] in (3, 4):
@@ -52,11 +56,10 @@ def _from_array(array: np.ndarray) -> tuple[np.ndarray, ColourMode]:
             )
         mode = ColourMode.RGB
         if array.shape[2] == 4:
-            alpha = array[..., 3]
             opaque = 255 if array.dtype == np.uint8 else 65535 if array.dtype == np.uint16 else 1.0
-            if not np.all(alpha == opaque):
-                raise ImageError("images with transparency are not supported: flatten the alpha channel first")
-            array, mode = array[..., :3], ColourMode.RGBA_OPAQUE
+            transparent = not np.all(array[..., 3] == opaque)
+            alpha = _to_8bit(array[..., 3:], "the alpha plane")[..., 0] if transparent else None
+            array, mode = array[..., :3], ColourMode.RGBA if transparent else ColourMode.RGBA_OPAQUE
     elif channel_first:
         raise ImageError(
             f"an array of shape {array.shape} looks channel-first (C, H, W); pass (H, W, C), e.g. "
@@ -66,14 +69,18 @@ def _from_array(array: np.ndarray) -> tuple[np.ndarray, ColourMode]:
         raise ImageError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageError(f"empty image of shape {array.shape}")
+    return _to_8bit(array, "the image"), mode, alpha
+
+
+def _to_8bit(array: np.ndarray, what: str) -> np.ndarray:
     if array.dtype == np.uint8:
-        return np.ascontiguousarray(array), mode
+        return np.ascontiguousarray(array)
     if array.dtype == np.uint16:
-        return _from_16bit(array, "the image"), mode
+        return _from_16bit(array, what)
     if np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
             raise ImageError("float images must hold finite values in [0, 1]")
-        return np.round(array * 255).astype(np.uint8), mode
+        return np.round(array * 255).astype(np.uint8)
     raise ImageError(f"unsupported array dtype {array.dtype}; use uint8, uint16 or floats in [0, 1]")
 
 
@@ -84,65 +91,97 @@ def _deep_colour(image: Image.Image) -> bool:
     return image.mode in ("RGB", "RGBA") and any(isinstance(raw, str) and ";16" in raw for raw in raw_modes)
 
 
-def _from_pil(image: Image.Image, what: str = "the image", deep_colour: bool = False) -> tuple[np.ndarray, ColourMode]:
+@dataclass(frozen=True)
+class Photo:
+    """An image as dcae codes it: 8-bit RGB pixels, the source's colour mode, and what travels
+    beside the colour (each None when absent): the alpha plane, the ICC colour profile, EXIF
+    (its orientation reset to 1: the pixels are already upright) and XMP."""
+
+    pixels: np.ndarray  # (H, W, 3) uint8
+    mode: ColourMode
+    alpha: "np.ndarray | None" = None  # (H, W) uint8, only when some pixel is not opaque
+    icc_profile: "bytes | None" = None
+    exif: "bytes | None" = None
+    xmp: "bytes | None" = None
+
+
+def _exif_upright(upright: Image.Image) -> "bytes | None":
+    """The EXIF block of an image whose pixels ``exif_transpose`` has turned upright: an
+    orientation tag says 1."""
+    exif = upright.getexif()
+    if not len(exif) and not exif.get_ifd(ExifTags.IFD.Exif) and not exif.get_ifd(ExifTags.IFD.GPSInfo):
+        return None
+    if ExifTags.Base.Orientation in exif:
+        exif[ExifTags.Base.Orientation] = 1
+    return exif.tobytes()
+
+
+def _from_pil(image: Image.Image, what: str = "the image", deep_colour: bool = False) -> Photo:
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         warnings.warn(f"{what} has {frames} frames; coding the first", stacklevel=3)
     if deep_colour:
         warnings.warn(f"{what} has more than 8 bits per sample; reducing to 8 bits", stacklevel=3)
-    image = ImageOps.exif_transpose(image)
+    image = ImageOps.exif_transpose(image)  # a copy, upright; its EXIF and XMP orientation too
+    exif = _exif_upright(image)
+    pixels, mode, alpha = _pixels_of(image, what)
+    xmp = image.info.get("xmp")
+    return Photo(pixels, mode, alpha, image.info.get("icc_profile") or None, exif, bytes(xmp) if xmp else None)
+
+
+def _pixels_of(image: Image.Image, what: str) -> tuple[np.ndarray, ColourMode, "np.ndarray | None"]:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.int64)
         if array.max(initial=0) > 65535 or array.min(initial=0) < 0:
             raise ImageError(f"unsupported {mode} image with values outside 0..65535")
         gray = _from_16bit(array, what)
-        return np.stack([gray] * 3, axis=-1), ColourMode.L
+        return np.stack([gray] * 3, axis=-1), ColourMode.L, None
     if mode == "F":
         raise ImageError("32-bit float images are not supported; convert to 8 or 16 bits first")
-    if mode == "P":
-        has_alpha = "transparency" in image.info
-        converted = image.convert("RGBA" if has_alpha else "RGB")
-        array, _ = _from_array(np.asarray(converted))
-        return array, ColourMode.P
+    if mode in ("P", "PA"):
+        pixels, _, alpha = _from_array(np.asarray(image.convert("RGBA")))
+        return pixels, ColourMode.RGBA if alpha is not None else ColourMode.P, alpha
     if mode in ("L", "1"):
-        return np.stack([np.asarray(image.convert("L"))] * 3, axis=-1), ColourMode.L
+        return np.stack([np.asarray(image.convert("L"))] * 3, axis=-1), ColourMode.L, None
     if mode == "LA":
         la = np.asarray(image)
-        if not np.all(la[..., 1] == 255):
-            raise ImageError("images with transparency are not supported: flatten the alpha channel first")
-        return np.stack([la[..., 0]] * 3, axis=-1), ColourMode.LA_OPAQUE
-    if mode == "RGBA":
-        return _from_array(np.asarray(image))
+        transparent = not np.all(la[..., 1] == 255)
+        alpha = np.ascontiguousarray(la[..., 1]) if transparent else None
+        return np.stack([la[..., 0]] * 3, axis=-1), ColourMode.LA if transparent else ColourMode.LA_OPAQUE, alpha
+    if mode in ("RGBA", "RGBa"):
+        return _from_array(np.asarray(image.convert("RGBA")))
     if mode != "RGB":
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, ...
-    return np.ascontiguousarray(np.asarray(image)), ColourMode.RGB
+    return np.ascontiguousarray(np.asarray(image)), ColourMode.RGB, None
 
 
 @contextlib.contextmanager
-def _pillow_pixel_limit(max_pixels: "int | None") -> Iterator[None]:
+def _pillow_pixel_limit() -> Iterator[None]:
     """Pillow refuses images above twice its own limit (``Image.MAX_IMAGE_PIXELS``) whatever
-    the caller asked for; while dcae opens a file, Pillow's limit is dcae's (which was checked
-    from the header first), then the caller's setting comes back."""
+    the caller asked for. While dcae opens a file Pillow's limit is lifted: dcae checks the size
+    (``max_pixels``) from the header itself, before any pixel is decoded; then the caller's
+    setting comes back."""
     previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    Image.MAX_IMAGE_PIXELS = None
     try:
         yield
     finally:
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def load_image(
+def read_photo(
     source: ImageLike,
     max_pixels: "int | None" = DEFAULT_MAX_PIXELS,
     check_size: "Callable[[int, int, str], None] | None" = None,
-) -> tuple[np.ndarray, ColourMode]:
-    """An (H, W, 3) uint8 RGB array and the source's colour mode.
+) -> Photo:
+    """The :class:`Photo` of a path, a PIL image or a numpy array: its 8-bit RGB pixels, colour
+    mode, alpha plane, ICC profile, EXIF and XMP.
 
     Accepts a path, a PIL image or a numpy array. EXIF orientation is applied; grayscale and
     palette images become RGB (and are restored on decoding); 16-bit samples are reduced to 8
     bits with a warning; of an animated image the first frame is taken, with a warning; an alpha
-    channel is accepted only when fully opaque. Images above ``max_pixels`` are refused, and
+    plane is kept when some pixel is not opaque. Images above ``max_pixels`` are refused, and
     ``check_size(width, height, what)`` may refuse others (for a file, from its header, before
     its pixels are decoded).
     """
@@ -155,7 +194,7 @@ def load_image(
     if isinstance(source, np.ndarray):
         if source.ndim >= 2:
             check(source.shape[1], source.shape[0], "the array")
-        return _from_array(source)
+        return Photo(*_from_array(source))
     if isinstance(source, Image.Image):
         check(*source.size, "the image")
         return _from_pil(source)
@@ -163,7 +202,7 @@ def load_image(
         path = Path(source)
         check_readable(path, "image", ImageError)
         try:
-            with warnings.catch_warnings(), _pillow_pixel_limit(max_pixels):
+            with warnings.catch_warnings(), _pillow_pixel_limit():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # dcae checks the size itself
                 with Image.open(path) as image:
                     check(*image.size, str(path))
@@ -177,17 +216,63 @@ def load_image(
     raise ImageError(f"expected a path, PIL image or numpy array, got {type(source).__name__}")
 
 
-def to_pil(array: np.ndarray, mode: ColourMode) -> Image.Image:
-    """A PIL image in the recorded colour mode from a decoded (H, W, 3) uint8 array."""
+def load_image(
+    source: ImageLike,
+    max_pixels: "int | None" = DEFAULT_MAX_PIXELS,
+    check_size: "Callable[[int, int, str], None] | None" = None,
+) -> tuple[np.ndarray, ColourMode]:
+    """The (H, W, 3) uint8 RGB pixels and colour mode of an opaque image (:func:`read_photo`
+    without the side parts; for training and measurement, where transparency has no meaning)."""
+    photo = read_photo(source, max_pixels, check_size)
+    if photo.alpha is not None:
+        raise ImageError("an image with transparency cannot be used here: flatten its alpha channel first")
+    return photo.pixels, photo.mode
+
+
+def to_pil(array: np.ndarray, mode: ColourMode, alpha: "np.ndarray | None" = None) -> Image.Image:
+    """A PIL image in the recorded colour mode from a decoded (H, W, 3) uint8 array, with its
+    alpha plane for the RGBA and LA modes."""
     rgb = Image.fromarray(array, "RGB")
-    if mode in (ColourMode.L, ColourMode.LA_OPAQUE):
+    if mode in (ColourMode.L, ColourMode.LA_OPAQUE, ColourMode.LA):
         gray = rgb.convert("L")
-        return gray.convert("LA") if mode == ColourMode.LA_OPAQUE else gray
+        if mode == ColourMode.L:
+            return gray
+        gray = gray.convert("LA")
+        if alpha is not None:
+            gray.putalpha(Image.fromarray(alpha, "L"))
+        return gray
     if mode == ColourMode.P:
         return rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    if mode == ColourMode.RGBA_OPAQUE:
-        return rgb.convert("RGBA")
+    if mode in (ColourMode.RGBA_OPAQUE, ColourMode.RGBA):
+        rgba = rgb.convert("RGBA")
+        if alpha is not None:
+            rgba.putalpha(Image.fromarray(alpha, "L"))
+        return rgba
     return rgb
+
+
+def alpha_to_png(alpha: np.ndarray) -> bytes:
+    """An (H, W) uint8 alpha plane as a grayscale PNG: lossless, with PNG's row filters and
+    zlib at its highest level."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(alpha), "L").save(buffer, format="PNG", compress_level=9)
+    return buffer.getvalue()
+
+
+def alpha_from_png(data: bytes, width: int, height: int) -> np.ndarray:
+    """The (height, width) alpha plane stored by :func:`alpha_to_png`; anything else (another
+    size or mode, a damaged or foreign image) raises :class:`dcae.errors.FormatError` before
+    its pixels are decoded, so a crafted part cannot make dcae allocate more than the image."""
+    try:
+        with _pillow_pixel_limit(), Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            if image.size != (width, height) or image.mode != "L":
+                raise FormatError(f"the alpha plane is {image.mode} {image.size}, not L {(width, height)}")
+            image.load()
+            return np.asarray(image).copy()
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        if isinstance(error, FormatError):
+            raise
+        raise FormatError(f"the alpha plane is damaged: {error}") from None
 
 
 def image_tensor(arrays: np.ndarray) -> torch.Tensor:

@@ -11,9 +11,11 @@ Then ``Image.open("photo.dcae")`` reads the header (size and colour mode known a
 decodes the pixels on ``load()`` with the released model that wrote the file;
 ``image.save("photo.dcae", quality=3)`` codes an image (``quality`` is dcae's 0..5 scale, not
 JPEG's; ``target_size``, ``target_bpp``, ``model`` and ``optimize`` work as on the command
-line). ``import dcae.pillow_plugin`` registers on import. Pillow's conventions hold: a file
-that is not a ``.dcae`` file is left to the other plugins, and a damaged one raises ``OSError``
-with dcae's message.
+line; ``icc_profile``, ``exif`` and ``xmp`` replace the image's own). Transparency, the ICC
+profile, EXIF and XMP travel through the file: an opened ``.dcae`` has them in ``info``
+(``getexif()`` reads it) and its mode's alpha. ``import dcae.pillow_plugin`` registers on
+import. Pillow's conventions hold: a file that is not a ``.dcae`` file is left to the other
+plugins, and a damaged one raises ``OSError`` with dcae's message.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def _pil_mode(colour_mode: bitstream.ColourMode) -> str:
         bitstream.ColourMode.P: "P",
         bitstream.ColourMode.RGBA_OPAQUE: "RGBA",
         bitstream.ColourMode.LA_OPAQUE: "LA",
+        bitstream.ColourMode.RGBA: "RGBA",
+        bitstream.ColourMode.LA: "LA",
     }[colour_mode]
 
 
@@ -65,6 +69,10 @@ def register() -> None:
             self._mode = _pil_mode(header.colour_mode)
             self.info["dcae_quality"] = header.quality
             self.info["dcae_model"] = header.digest.hex()
+            parts = header.side_parts or bitstream.SideParts()
+            for key, value in (("icc_profile", parts.icc_profile), ("exif", parts.exif), ("xmp", parts.xmp)):
+                if value is not None:  # as other formats' plugins do; getexif() reads info["exif"]
+                    self.info[key] = value
             self.tile = []
 
         def load(self) -> Any:
@@ -83,6 +91,10 @@ def register() -> None:
 
     def save(image: Image.Image, fp: IO[bytes], _filename: "str | bytes") -> None:
         options = image.encoderinfo
+        given = {key: options[key] for key in ("icc_profile", "exif", "xmp") if options.get(key) is not None}
+        if given:  # the save's own profile and metadata win over the image's
+            image = image.copy()
+            image.info.update({k: v.tobytes() if isinstance(v, Image.Exif) else bytes(v) for k, v in given.items()})
         try:
             codec = codecs.get(
                 str(options.get("model", "default")),

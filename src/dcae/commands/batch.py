@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PIL import PngImagePlugin
+
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
 from ..files import check_readable
 from ..outputs import write_output
@@ -84,16 +86,44 @@ def read_file(path: Path) -> bytes:
 def write_result(
     path: Path, data: "bytes | None", force: bool, image: Any = None, on_write: "Callable[[int], None] | None" = None
 ) -> None:
-    """Write ``data``, or ``image`` in the format its suffix names, by the output policy."""
-    if image is not None:
-        formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-        kind = formats.get(path.suffix.lower(), "PNG")
-        options = {"quality": 95} if kind in ("JPEG", "WEBP") else {}
-
-        def save(tmp: str) -> None:
-            with open(tmp, "wb") as handle:
-                image.save(handle if on_write is None else CountingFile(handle, on_write), format=kind, **options)
-
-        write_output(path, save, force)
-    else:
+    """Write ``data``, or ``image`` in the format its suffix names with the ICC profile, EXIF and
+    XMP of its ``info``, by the output policy."""
+    if image is None:
         write_output(path, lambda tmp: Path(tmp).write_bytes(data), force)
+        return
+    kind, image, options = image_format_options(path, image)
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            image.save(handle if on_write is None else CountingFile(handle, on_write), format=kind, **options)
+
+    write_output(path, save, force)
+
+
+def image_format_options(path: Path, image: Any) -> tuple[str, Any, dict[str, Any]]:
+    """The format an output's suffix names (PNG by default), the image as that format can hold
+    it, and the options that carry its ICC profile, EXIF and XMP; what a format cannot hold is
+    left out with a warning."""
+    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+    kind = formats.get(path.suffix.lower(), "PNG")
+    icc, exif, xmp = (image.info.get(key) for key in ("icc_profile", "exif", "xmp"))
+    options: dict[str, Any] = {"quality": 95} if kind in ("JPEG", "WEBP") else {}
+    if kind == "JPEG" and image.mode in ("RGBA", "LA"):
+        warnings.warn(f"{path}: JPEG holds no transparency; the alpha plane is left out", stacklevel=2)
+        image = image.convert("RGB" if image.mode == "RGBA" else "L")
+    if kind == "BMP":
+        if icc or exif or xmp:
+            warnings.warn(f"{path}: BMP holds no colour profile or metadata; they are left out", stacklevel=2)
+        return kind, image, options
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
+    if xmp and kind == "PNG":
+        options["pnginfo"] = PngImagePlugin.PngInfo()
+        options["pnginfo"].add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+    elif xmp and kind == "TIFF":
+        options["tiffinfo"] = {700: xmp}
+    elif xmp:
+        options["xmp"] = xmp
+    return kind, image, options

@@ -44,6 +44,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="faster files that decode only on machines computing like this one (entropy model in float32)",
     )
+    p.add_argument(
+        "--strip",
+        action="store_true",
+        help="leave out EXIF and XMP (camera, date, and often where the photo was taken); the colour profile stays",
+    )
     add_effort_flags(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(handler=_run_compress)
@@ -93,7 +98,7 @@ def _run_compress(args: argparse.Namespace) -> int:
 
 def _compress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
     options = _options(args, portable=not args.machine_specific, optimize_steps=optimize_steps(args))
-    codec = _codecs(args, state).get(args.model, **options)
+    codec = _codecs(args, state).get(args.model, keep_metadata=not args.strip, **options)
     rate = {"quality": args.quality, "target_bpp": args.target_bpp, "target_size": args.target_size}
     if args.roi is not None:
         rate = {"quality_map": _roi_map(path, args, codec)}

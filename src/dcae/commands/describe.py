@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
+from typing import Any
+
+from PIL import ExifTags, Image, ImageCms
 
 from .. import bitstream
 from ..errors import EXIT_OK
@@ -54,6 +58,7 @@ def run_info(args: argparse.Namespace) -> int:
             "levels": list(header.quality_map.levels),
             "blocks": [header.quality_map.indexes.count(i) for i in range(len(header.quality_map.levels))],
         },
+        **_side_parts(header),
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -91,3 +96,35 @@ def run_models(args: argparse.Namespace) -> int:
                 f"{row['training_steps']:,} training steps{state}: {row['description']}"
             )
     return EXIT_OK
+
+
+def _side_parts(header: bitstream.Header) -> dict[str, Any]:
+    """What the file carries beside the colour: the ICC profile (its description), EXIF (camera
+    and date), XMP and the alpha plane, with their sizes."""
+    parts = header.side_parts or bitstream.SideParts()
+    icc = None
+    if parts.icc_profile:
+        try:
+            description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(parts.icc_profile)))
+        except (OSError, ImageCms.PyCMSError):
+            description = "unreadable"
+        icc = {"description": description.strip(), "bytes": len(parts.icc_profile)}
+    exif = None
+    if parts.exif:
+        tags = Image.Exif()
+        tags.load(parts.exif)
+        details = tags.get_ifd(ExifTags.IFD.Exif)
+        exif = {
+            "bytes": len(parts.exif),
+            "camera": " ".join(str(tags[t]).strip() for t in (ExifTags.Base.Make, ExifTags.Base.Model) if t in tags)
+            or None,
+            "taken": details.get(ExifTags.Base.DateTimeOriginal) or tags.get(ExifTags.Base.DateTime),
+            "location": bool(tags.get_ifd(ExifTags.IFD.GPSInfo)),
+        }
+    alpha = None if parts.alpha_png is None else {"bytes": len(parts.alpha_png)}
+    return {
+        "icc_profile": icc,
+        "exif": exif,
+        "xmp": None if parts.xmp is None else {"bytes": len(parts.xmp)},
+        "alpha": alpha,
+    }
