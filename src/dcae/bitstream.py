@@ -30,9 +30,9 @@ map are still written as version 2.
 Version 4 is version 2 or 3 with side parts (flag bit 3): after the quality map (if any) and
 before the payload length, a count N (1 .. 4) and N parts, each a 4-byte ASCII tag (``ICCP``
 colour profile, ``EXIF``, ``XMP_``, ``ALPH`` alpha plane), a u8 part version (1), a u32 raw
-length, a u32 stored length and the stored bytes: zlib-deflated for ICCP, EXIF and XMP_, a
-grayscale PNG of the image's size for ALPH. Files without side parts are still written as
-version 2 or 3.
+length, a u32 stored length and the stored bytes: zlib-deflated for ICCP, EXIF and XMP_; for
+ALPH a lossless WebP (or a PNG) of the image's size whose first channel is the plane. Files
+without side parts are still written as version 2 or 3.
 
 Every field is checked before anything is allocated from it; a part is inflated to at most its
 declared raw length, which is bounded (:data:`MAX_METADATA_BYTES`; for the alpha plane, exactly
@@ -137,13 +137,13 @@ class QualityMap:
 @dataclass(frozen=True)
 class SideParts:
     """What a file carries besides the coded colour: the source's ICC colour profile, its EXIF
-    and XMP metadata (bytes as the source held them), and the alpha plane as a grayscale PNG of
-    the image's size (lossless). Each is ``None`` when absent."""
+    and XMP metadata (bytes as the source held them), and the alpha plane as a lossless image
+    (WebP or PNG) of the image's size. Each is ``None`` when absent."""
 
     icc_profile: "bytes | None" = None
     exif: "bytes | None" = None
     xmp: "bytes | None" = None
-    alpha_png: "bytes | None" = None
+    alpha_image: "bytes | None" = None
 
     def __post_init__(self) -> None:
         for name, value in self._named():
@@ -153,14 +153,14 @@ class SideParts:
                 raise FormatError(f"the {name} part is {len(value):,} bytes, above {MAX_METADATA_BYTES:,}")
 
     def _named(self) -> list[tuple[str, "bytes | None"]]:
-        return [("ICC profile", self.icc_profile), ("EXIF", self.exif), ("XMP", self.xmp), ("alpha", self.alpha_png)]
+        return [("ICC profile", self.icc_profile), ("EXIF", self.exif), ("XMP", self.xmp), ("alpha", self.alpha_image)]
 
     def __bool__(self) -> bool:
         return any(value is not None for _, value in self._named())
 
     def _encode(self) -> bytes:
         parts = []
-        for tag, value in zip(_TAGS, (self.icc_profile, self.exif, self.xmp, self.alpha_png)):
+        for tag, value in zip(_TAGS, (self.icc_profile, self.exif, self.xmp, self.alpha_image)):
             if value is None:
                 continue
             stored = value if tag == b"ALPH" else zlib.compress(value, 9)
@@ -247,7 +247,7 @@ def pack(header: Header, payload: bytes) -> bytes:
     version = header.format_version
     if version == 1 and (header.portable or header.quality_map is not None or header.side_parts):
         raise ValueError("portable files, quality maps and side parts need a latent checksum (version 2 and up)")
-    has_alpha = bool(header.side_parts and header.side_parts.alpha_png)
+    has_alpha = bool(header.side_parts and header.side_parts.alpha_image)
     if (header.colour_mode in (ColourMode.RGBA, ColourMode.LA)) != has_alpha:
         raise ValueError("an alpha plane goes with the RGBA and LA colour modes, and only with them")
     if header.quality_map is not None:
@@ -360,7 +360,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     if flags & FLAG_QUALITY_MAP:
         quality_map, _ = QualityMap._decode(data, map_offset, *latent_size(width, height))
     side_parts = SideParts._decode(data, parts_offset, offset - 4) if flags & FLAG_SIDE_PARTS else None
-    if (colour_mode in (ColourMode.RGBA, ColourMode.LA)) != bool(side_parts and side_parts.alpha_png):
+    if (colour_mode in (ColourMode.RGBA, ColourMode.LA)) != bool(side_parts and side_parts.alpha_image):
         raise FormatError(f"colour mode {colour_mode.name} and the file's alpha plane do not go together")
     header = Header(
         width=width,

@@ -38,7 +38,7 @@ from .bitstream import ColourMode, Header, SideParts
 from .codec_types import CodecOptions, CompressedImage, DecodedImage, is_real
 from .decoder import ARCHITECTURE, Decoder
 from .errors import ConfigError, ImageError, QualityError
-from .imageio import ImageLike, Photo, alpha_to_png, image_tensor, pad_pixels, read_photo
+from .imageio import ImageLike, Photo, encode_alpha, image_tensor, pad_pixels, read_photo
 from .latent_coder import EncodedLatents
 from .latent_optimization import optimize_for_quality
 from .memory import check_fits
@@ -308,7 +308,7 @@ class Codec(Decoder):
         not metadata), EXIF and XMP unless ``options.keep_metadata`` is off, its alpha plane
         (lossless); None when there is nothing."""
         keep = self.options.keep_metadata
-        alpha = None if photo.alpha is None else alpha_to_png(photo.alpha)
+        alpha = None if photo.alpha is None else encode_alpha(photo.alpha)
         parts = SideParts(photo.icc_profile, photo.exif if keep else None, photo.xmp if keep else None, alpha)
         return parts if parts else None
 

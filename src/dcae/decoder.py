@@ -18,7 +18,7 @@ from . import quality_map as quality_maps
 from .bitstream import Header
 from .codec_types import CodecOptions, CompressedImage, DecodedImage, is_whole
 from .errors import ConfigError, FormatError, ModelMismatchError, QualityError
-from .imageio import alpha_from_png, check_pixels
+from .imageio import check_pixels, decode_alpha
 from .latent_coder import LatentCoder
 from .memory import check_fits
 from .model import DCAE
@@ -168,6 +168,6 @@ class Decoder:
 
 def _alpha(header: Header) -> "np.ndarray | None":
     """The alpha plane a file carries, decoded (its size checked against the image first)."""
-    if not header.side_parts or header.side_parts.alpha_png is None:
+    if not header.side_parts or header.side_parts.alpha_image is None:
         return None
-    return alpha_from_png(header.side_parts.alpha_png, header.width, header.height)
+    return decode_alpha(header.side_parts.alpha_image, header.width, header.height)

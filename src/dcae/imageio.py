@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError, features
 
 from .bitstream import ColourMode, PadMode
 from .errors import DcaeError, FormatError, ImageError
@@ -105,13 +105,13 @@ class Photo:
     xmp: "bytes | None" = None
 
 
-def _exif_upright(upright: Image.Image) -> "bytes | None":
-    """The EXIF block of an image whose pixels ``exif_transpose`` has turned upright: an
-    orientation tag says 1."""
+def _exif_upright(upright: Image.Image, had_orientation: bool) -> "bytes | None":
+    """The EXIF block of an image whose pixels ``exif_transpose`` has turned upright (it drops
+    the orientation tag): orientation 1 where the source had one, so viewers leave it be."""
     exif = upright.getexif()
     if not len(exif) and not exif.get_ifd(ExifTags.IFD.Exif) and not exif.get_ifd(ExifTags.IFD.GPSInfo):
         return None
-    if ExifTags.Base.Orientation in exif:
+    if had_orientation:
         exif[ExifTags.Base.Orientation] = 1
     return exif.tobytes()
 
@@ -122,8 +122,9 @@ def _from_pil(image: Image.Image, what: str = "the image", deep_colour: bool = F
         warnings.warn(f"{what} has {frames} frames; coding the first", stacklevel=3)
     if deep_colour:
         warnings.warn(f"{what} has more than 8 bits per sample; reducing to 8 bits", stacklevel=3)
+    had_orientation = ExifTags.Base.Orientation in image.getexif()
     image = ImageOps.exif_transpose(image)  # a copy, upright; its EXIF and XMP orientation too
-    exif = _exif_upright(image)
+    exif = _exif_upright(image, had_orientation)
     pixels, mode, alpha = _pixels_of(image, what)
     xmp = image.info.get("xmp")
     return Photo(pixels, mode, alpha, image.info.get("icc_profile") or None, exif, bytes(xmp) if xmp else None)
@@ -251,24 +252,30 @@ def to_pil(array: np.ndarray, mode: ColourMode, alpha: "np.ndarray | None" = Non
     return rgb
 
 
-def alpha_to_png(alpha: np.ndarray) -> bytes:
-    """An (H, W) uint8 alpha plane as a grayscale PNG: lossless, with PNG's row filters and
-    zlib at its highest level."""
+def encode_alpha(alpha: np.ndarray) -> bytes:
+    """An (H, W) uint8 alpha plane as a lossless image: WebP's lossless mode (25-40% smaller
+    than PNG on the planes measured in docs/benchmarks.md), or a grayscale PNG where this
+    Pillow has no WebP. Both name their format in their first bytes."""
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(alpha), "L").save(buffer, format="PNG", compress_level=9)
+    plane = Image.fromarray(np.ascontiguousarray(alpha), "L")
+    if features.check("webp"):
+        plane.save(buffer, format="WEBP", lossless=True, quality=100, method=4)
+    else:
+        plane.save(buffer, format="PNG", compress_level=9)
     return buffer.getvalue()
 
 
-def alpha_from_png(data: bytes, width: int, height: int) -> np.ndarray:
-    """The (height, width) alpha plane stored by :func:`alpha_to_png`; anything else (another
-    size or mode, a damaged or foreign image) raises :class:`dcae.errors.FormatError` before
-    its pixels are decoded, so a crafted part cannot make dcae allocate more than the image."""
+def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
+    """The (height, width) alpha plane stored by :func:`encode_alpha`; anything else (another
+    size, a damaged or foreign image) raises :class:`dcae.errors.FormatError` before its pixels
+    are decoded, so a crafted part cannot make dcae allocate more than the image."""
     try:
-        with _pillow_pixel_limit(), Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            if image.size != (width, height) or image.mode != "L":
-                raise FormatError(f"the alpha plane is {image.mode} {image.size}, not L {(width, height)}")
+        with _pillow_pixel_limit(), Image.open(io.BytesIO(data), formats=["WEBP", "PNG"]) as image:
+            if image.size != (width, height) or image.mode not in ("L", "RGB", "RGBA"):
+                raise FormatError(f"the alpha plane is {image.mode} {image.size}, not {(width, height)}")
             image.load()
-            return np.asarray(image).copy()
+            plane = np.asarray(image)
+            return np.ascontiguousarray(plane if plane.ndim == 2 else plane[..., 0])
     except (UnidentifiedImageError, OSError, ValueError) as error:
         if isinstance(error, FormatError):
             raise

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PIL import PngImagePlugin
+from PIL import ExifTags, Image, PngImagePlugin
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
 from ..files import check_readable
@@ -117,13 +117,20 @@ def image_format_options(path: Path, image: Any) -> tuple[str, Any, dict[str, An
         return kind, image, options
     if icc:
         options["icc_profile"] = icc
+    if kind == "TIFF":  # EXIF and XMP are both tags of the TIFF's directory
+        tags = Image.Exif()
+        if exif:
+            tags.load(exif)
+        if xmp:
+            tags[ExifTags.Base.XMLPacket] = xmp
+        if exif or xmp:
+            options["exif"] = tags
+        return kind, image, options
     if exif:
         options["exif"] = exif
     if xmp and kind == "PNG":
         options["pnginfo"] = PngImagePlugin.PngInfo()
         options["pnginfo"].add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
-    elif xmp and kind == "TIFF":
-        options["tiffinfo"] = {700: xmp}
     elif xmp:
         options["xmp"] = xmp
     return kind, image, options

@@ -121,7 +121,7 @@ def _side_parts(header: bitstream.Header) -> dict[str, Any]:
             "taken": details.get(ExifTags.Base.DateTimeOriginal) or tags.get(ExifTags.Base.DateTime),
             "location": bool(tags.get_ifd(ExifTags.IFD.GPSInfo)),
         }
-    alpha = None if parts.alpha_png is None else {"bytes": len(parts.alpha_png)}
+    alpha = None if parts.alpha_image is None else {"bytes": len(parts.alpha_image)}
     return {
         "icc_profile": icc,
         "exif": exif,
