@@ -229,3 +229,14 @@ def _png_of_size(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (width, height)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_the_decoded_pil_image_saves_its_profile_and_metadata(camera_jpeg, tmp_path, suffix) -> None:
+    codec = load_codec("default")
+    image = codec.decompress(codec.compress(camera_jpeg).data).to_pil()
+    out = tmp_path / f"saved{suffix}"
+    image.save(out)  # no options: the image carries them
+    with Image.open(camera_jpeg) as source, Image.open(out) as saved:
+        assert saved.info["icc_profile"] == source.info["icc_profile"] and saved.info["xmp"] == XMP
+        assert _tags(saved) == _tags(source)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from .bitstream import Header, PadMode
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE
@@ -131,11 +131,15 @@ class DecodedImage:
 
     def to_pil(self) -> Image.Image:
         """A PIL image in the source's colour mode (grayscale stays grayscale, transparency
-        returns), whose ``info`` holds the ICC profile, EXIF and XMP: Pillow writes the profile
-        into PNG, JPEG, WebP and TIFF by itself; pass ``exif=image.info["exif"]`` to ``save``
-        for EXIF (``dcae decompress`` writes all three)."""
+        returns) that saves the ICC profile, EXIF and XMP into PNG, JPEG, WebP and TIFF: they
+        are in its ``info`` and its ``encoderinfo``, which Pillow (11 and later) applies to
+        every ``save`` and whose values win over ``save``'s own (empty it to leave them out)."""
         image = to_pil(self.pixels, self.header.colour_mode, self.alpha)
-        for key, value in (("icc_profile", self.icc_profile), ("exif", self.exif), ("xmp", self.xmp)):
-            if value is not None:
-                image.info[key] = value
+        carried = {"icc_profile": self.icc_profile, "exif": self.exif, "xmp": self.xmp}
+        carried = {key: value for key, value in carried.items() if value is not None}
+        image.info.update(carried)
+        image.encoderinfo = dict(carried)
+        if self.xmp is not None:  # PNG takes XMP as a text chunk
+            image.encoderinfo["pnginfo"] = PngImagePlugin.PngInfo()
+            image.encoderinfo["pnginfo"].add_itxt("XML:com.adobe.xmp", self.xmp.decode("utf-8", "replace"))
         return image

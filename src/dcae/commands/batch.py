@@ -107,6 +107,7 @@ def image_format_options(path: Path, image: Any) -> tuple[str, Any, dict[str, An
     formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
     kind = formats.get(path.suffix.lower(), "PNG")
     icc, exif, xmp = (image.info.get(key) for key in ("icc_profile", "exif", "xmp"))
+    image.encoderinfo = {}  # the options below say what is written, per format
     options: dict[str, Any] = {"quality": 95} if kind in ("JPEG", "WEBP") else {}
     if kind == "JPEG" and image.mode in ("RGBA", "LA"):
         warnings.warn(f"{path}: JPEG holds no transparency; the alpha plane is left out", stacklevel=2)
