@@ -45,14 +45,25 @@ def test_golden_file_decodes_to_its_pixels(release: str, entry: dict) -> None:
     writer = find_by_digest(header.digest)  # the decoder finds the model from the file alone
     assert writer is not None and writer.name == release and writer.available
     codec = load_codec(writer.name)
-    decoded = codec.decompress(data).pixels
-    expected = np.asarray(Image.open(folder / entry["expected"]).convert("RGB"))
+    result = codec.decompress(data)
+    decoded = result.pixels
+    with Image.open(folder / entry["expected"]) as expected_image:
+        expected = np.asarray(expected_image.convert("RGB"))
+        expected_alpha = np.asarray(expected_image)[..., 3] if expected_image.mode == "RGBA" else None
     assert decoded.shape == expected.shape == (entry["size"][1], entry["size"][0], 3)
     # The documented guarantee: identical latents (checked by the decoder through the latent
     # checksum in format 2), pixels within one level (the synthesis runs in float32).
     assert np.abs(decoded.astype(int) - expected.astype(int)).max() <= 1
-    image = codec.decompress(data).to_pil()
-    assert image.mode == ("L" if entry["colour_mode"] == "L" else "RGB")
+    modes = {"L": "L", "RGBA": "RGBA", "LA": "LA"}
+    assert result.to_pil().mode == modes.get(entry["colour_mode"], "RGB")
+    # Side parts (version 4) come back exactly: the alpha plane, the profile and metadata.
+    assert (result.alpha is None) == (expected_alpha is None)
+    if expected_alpha is not None:
+        assert np.array_equal(result.alpha, expected_alpha)
+    carried = {key: getattr(result, key) for key in ("icc_profile", "exif", "xmp") if getattr(result, key)}
+    assert {key: hashlib.sha256(value).hexdigest() for key, value in carried.items()} == entry.get(
+        "side_parts_sha256", {}
+    )
 
 
 @pytest.mark.parametrize("release", sorted(RELEASES))
