@@ -261,3 +261,17 @@ def test_a_raised_pixel_limit_is_not_undone_by_pillows_own(monkeypatch, tmp_path
     assert Image.MAX_IMAGE_PIXELS == 1000  # the caller's setting is back
     with pytest.raises(ImageError, match="above the limit of 4,000 pixels"):
         load_image(path, max_pixels=4000)
+
+
+def test_the_allocator_setting_is_made_for_large_images_only() -> None:
+    """A fixed mmap threshold returns large images' freed memory but makes small ones slower."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os; os.environ.pop('MALLOC_MMAP_THRESHOLD_', None); from dcae import memory; "
+        "print(memory.return_large_blocks_to_the_system(768 * 512), "
+        "memory.return_large_blocks_to_the_system(9000 * 9000))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]

@@ -24,7 +24,6 @@ from .commands.arguments import Parser
 from .commands.errors import USER_ERRORS
 from .commands.terminal import show_warning
 from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
-from .memory import return_large_blocks_to_the_system
 
 
 def build_parser() -> Parser:
@@ -45,7 +44,6 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Entry point of the ``dcae`` console script; returns the exit status."""
-    return_large_blocks_to_the_system()  # (the OpenMP wait policy is set by importing dcae)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error already reported

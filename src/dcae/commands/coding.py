@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from .. import bitstream
 from ..codecs import CodecCache
 from ..errors import EXIT_OK, UsageError
+from ..memory import return_large_blocks_to_the_system
 from ..outputs import decoded_name, plan_outputs
 from ..runtime import thread_count, torch_threads
 from .arguments import (
@@ -97,6 +101,7 @@ def _run_compress(args: argparse.Namespace) -> int:
 
 
 def _compress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
+    return_large_blocks_to_the_system(_pixels_of_image(path))
     options = _options(args, portable=not args.machine_specific, optimize_steps=optimize_steps(args))
     codec = _codecs(args, state).get(args.model, keep_metadata=not args.strip, **options)
     rate = {"quality": args.quality, "target_bpp": args.target_bpp, "target_size": args.target_size}
@@ -146,6 +151,8 @@ def _run_decompress(args: argparse.Namespace) -> int:
 
 def _decompress_file(path: Path, output: Path, state: dict, args: argparse.Namespace) -> str:
     data = read_file(path)
+    header, _ = bitstream.unpack(data)
+    return_large_blocks_to_the_system(header.num_pixels)
     codec = _codecs(args, state).for_file(data, args.model, **_options(args, onnx_synthesis=args.onnx))
     progress = ProgressBar(str(path))
     try:
@@ -190,3 +197,16 @@ def _roundtrip(args: argparse.Namespace, save: "Path | None") -> int:
 
         write_result(save, None, args.force, to_pil(decoded.pixels, header.colour_mode))
     return EXIT_OK
+
+
+def _pixels_of_image(path: Path) -> int:
+    """The pixels an image file declares in its header (0 when it cannot be read: the codec
+    then reports why)."""
+    try:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            warnings.simplefilter("ignore")
+            return image.size[0] * image.size[1]
+    except Image.DecompressionBombError:  # above twice Pillow's limit: large by any measure
+        return 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    except (OSError, ValueError):
+        return 0
