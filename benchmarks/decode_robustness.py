@@ -21,7 +21,7 @@ checksum passed but a pixel moved by more than a level; the guarantee broken).
 It then measures the residual risk of portable files: for every coded scale decision, the
 distance its table index moves (in units of the table's step) when the float64 entropy
 parameters are computed by a second arrangement of the same maths (the model's own layers in
-float64 instead of ``dcae.portable``'s fused convolutions, so sums run in other orders). A
+float64 instead of ``dcae.entropy_parameters``' fused convolutions, so sums run in other orders). A
 decision flips only if a table boundary falls inside that distance, and the fractional parts
 of the indexes are spread evenly, so the expected number of flipped decisions per image is the
 sum of those distances.

@@ -32,7 +32,7 @@ class CodecOptions:
 
     Attributes:
         portable: compute the entropy parameters (everything that decides the probability of a
-            coded symbol) in float64 on the CPU (:mod:`dcae.portable`), so the file decodes to
+            coded symbol) in float64 on the CPU (:mod:`dcae.entropy_parameters`), so the file decodes to
             the same latents on any machine. ``False`` computes them in float32 on the codec's
             device: faster, but such a machine-specific file decodes only where the arithmetic
             matches the encoder's (elsewhere decoding raises ``LatentMismatchError``). The
