@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from .bitstream import Header, PadMode
 from .entropy.tables import DEFAULT_SCALE_TABLE_SIZE
 from .entropy_parameters import DEFAULT_CHUNK
 from .errors import ConfigError, QualityError
+from .image_formats import xmp_png_chunk
 from .imageio import DEFAULT_MAX_PIXELS, to_pil
 from .tiling import DEFAULT_HALO
 
@@ -140,6 +141,5 @@ class DecodedImage:
         image.info.update(carried)
         image.encoderinfo = dict(carried)
         if self.xmp is not None:  # PNG takes XMP as a text chunk
-            image.encoderinfo["pnginfo"] = PngImagePlugin.PngInfo()
-            image.encoderinfo["pnginfo"].add_itxt("XML:com.adobe.xmp", self.xmp.decode("utf-8", "replace"))
+            image.encoderinfo["pnginfo"] = xmp_png_chunk(self.xmp)
         return image

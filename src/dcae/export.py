@@ -83,9 +83,7 @@ def export_onnx(
     out.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).eval().requires_grad_(False)
     stages = StagedProgress(progress, [("exporting the analysis", 1), ("exporting the synthesis", 1), ("checking", 1)])
-    report = stages.stage("exporting the analysis")
-    if report is not None:
-        report(0, 1)
+    stages.begin("exporting the analysis")
     stride, latent = model.config.stride, model.config.latent_stride
     variable = model.variable_rate
     batch = torch.export.Dim("batch", min=1, max=64)
@@ -105,9 +103,7 @@ def export_onnx(
         out / "analysis.onnx",
     )
     factor = stride // latent
-    report = stages.stage("exporting the synthesis")
-    if report is not None:
-        report(0, 1)
+    stages.begin("exporting the synthesis")
     _export(
         _Synthesis(model),
         (torch.round(y), *extra),
@@ -115,9 +111,7 @@ def export_onnx(
         {"y_hat": {0: batch, 2: rows * factor, 3: columns * factor}, **q_shape},
         out / "synthesis.onnx",
     )
-    report = stages.stage("checking")
-    if report is not None:
-        report(0, 1)
+    stages.begin("checking")
     description = {
         "format": EXPORT_FORMAT,
         "model": name,

@@ -47,6 +47,11 @@ class StagedProgress:
 
         return report
 
+    def begin(self, name: str) -> None:
+        """Report that stage ``name`` has started (for stages that report nothing until done)."""
+        if self._progress is not None:
+            self._progress(name, self._stages[name][0], self.total)
+
     def finish(self, name: str) -> None:
         """Report the whole operation done (an operation may end before its last planned step)."""
         if self._progress is not None:

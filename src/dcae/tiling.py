@@ -116,26 +116,6 @@ def map_tiles(
     return out
 
 
-def run_tiled(
-    fn: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    tile: int,
-    halo: int,
-    scale: Fraction,
-    on_tile: "TileProgress | None" = None,
-) -> torch.Tensor:
-    """Apply ``fn`` to (B, C, H, W) ``x`` tile by tile (:func:`map_tiles` over crops of ``x``).
-
-    Args:
-        fn: maps an input crop to an output whose sides are the crop's times ``scale``.
-        tile: tile side in input units; ``tile * scale`` and ``halo * scale`` must be integers.
-        halo: context added on each side of a tile (clipped at the borders), in input units.
-        scale: output resolution relative to the input (1/16 for analysis, 16 for synthesis).
-        on_tile: called with (tiles done, tiles in all) after each tile.
-    """
-    return map_tiles(lambda part: fn(x[..., part.rows, part.cols]), *x.shape[-2:], tile, halo, scale, on_tile)
-
-
 def tile_count(height: int, width: int, tile: int) -> int:
     """How many tiles :func:`tiles` makes (for progress totals)."""
     if tile <= 0:
