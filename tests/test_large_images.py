@@ -152,8 +152,9 @@ def test_pixels_are_padded_like_the_float_images(mode: PadMode, size: tuple[int,
 def test_analysis_of_8_bit_tiles_equals_the_float_image() -> None:
     codec = Codec(random_model(TINY_VR), options=CodecOptions(tile=128, halo=64))
     pixels = pad_pixels(random_image(300, 200)[None], 64)
-    with torch.inference_mode():
-        assert torch.equal(codec.transforms.analyse(pixels), codec.transforms.analyse(image_tensor(pixels)))
+    with torch.inference_mode():  # the same values in (a crop's memory layout may change the last bits)
+        features = codec.transforms.analyse(pixels)
+        torch.testing.assert_close(features, codec.transforms.analyse(image_tensor(pixels)), rtol=0, atol=1e-5)
 
 
 def _heard(run) -> list[tuple[str, int, int]]:
