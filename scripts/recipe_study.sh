@@ -39,6 +39,9 @@ variant_flags() {
         low-lr) echo "--lr 1e-5" ;;                              # barely moving: what held-back photos cost
         warmup) echo "--lr-warmup-steps 100" ;;                 # the habit, easing a fresh Adam in
         habit-seed17) echo "--seed 17" ;;                        # the habit on other crops: training noise
+        # One part alone on cached latents (2 crops per photo, shared by both variants).
+        synthesis) echo "--train-parts synthesis --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors" ;;
+        entropy) echo "--train-parts entropy --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors" ;;
         # A second budget after habit's: its optimiser state kept, or a fresh one (as every phase did).
         second-kept) echo "" ;;                                   # habit's run resumed (see the loop)
         second-fresh) echo "--init-from $STUDY/habit/latest.safetensors" ;;

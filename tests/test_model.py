@@ -276,3 +276,17 @@ def test_the_forward_pass_runs_in_float64_and_agrees_with_float32() -> None:
         b = single["x_hat"] if key == "x_hat" else single["params"]["y_hat"]
         assert ((a.float() - b).abs() < 1e-4).float().mean() > 0.99
     torch.testing.assert_close(double["likelihoods"]["z"].float(), single["likelihoods"]["z"], rtol=1e-4, atol=1e-6)
+
+
+def test_in_place_gain_gives_the_same_latent_and_reuses_the_features() -> None:
+    """The encoder scales the analysis features in place (one latent-sized buffer less for a
+    large image); the values must be exactly those of the ordinary gain, for every quality form."""
+    model = random_model(TINY_VR).eval()
+    features = torch.randn(2, model.config.M, 4, 6, generator=torch.Generator().manual_seed(1))
+    quality_map = torch.tensor([0.0, 1.5, 2.0]).repeat(2, 1, 4, 2)
+    for quality in (1.25, torch.tensor([0.0, 2.0]), quality_map):
+        expected = model.gain(features, quality)
+        copy = features.clone()
+        scaled = model.gain(copy, quality, in_place=True)
+        assert scaled.data_ptr() == copy.data_ptr()
+        assert torch.equal(scaled, expected)

@@ -109,10 +109,16 @@ class Codec(Decoder):
 
     @torch.inference_mode()
     def encode_features(
-        self, features: torch.Tensor, quality: "float | torch.Tensor | None", on_step: "StageProgress | None" = None
+        self,
+        features: torch.Tensor,
+        quality: "float | torch.Tensor | None",
+        on_step: "StageProgress | None" = None,
+        consume: bool = False,
     ) -> EncodedLatents:
-        """Entropy-code analysis features (from :meth:`analyse`) at ``quality`` (a number or a map)."""
-        y = self.model.gain(features, quality)
+        """Entropy-code analysis features (from :meth:`analyse`) at ``quality`` (a number or a
+        map). With ``consume`` the features are scaled in place into the gained latent (the
+        caller's tensor becomes it): one latent-sized buffer less while the image is coded."""
+        y = self.model.gain(features, quality, in_place=consume)
         return self.encode_latents(y, self.model.h_a(y), on_step)
 
     @torch.inference_mode()
@@ -227,7 +233,8 @@ class Codec(Decoder):
             stages = self._encode_stages(pixels, progress)
             with torch.inference_mode():
                 features = self.transforms.analyse(pixels, stages.stage("analysis"))
-                coded = self.encode_features(features, quality, stages.stage("entropy coding"))
+                del pixels  # a padded copy of the image is not needed past the analysis
+                coded = self.encode_features(features, quality, stages.stage("entropy coding"), consume=True)
         files = [
             self._pack(payload, checksum, width, height, quality, photo.mode, self.side_parts(photo))
             for payload, checksum, photo in zip(coded.payloads, coded.checksums, photos)

@@ -8,11 +8,15 @@ stay those of one chunk, and only the per-image buffers (8-bit pixels, latents, 
 one slice's parameters) grow. An image whose estimate exceeds what the process may still use is
 refused before any work, with one line, instead of failing after minutes.
 
-Coding a large image allocates and frees many large temporaries of varying sizes, chunk by
-chunk. glibc's allocator raises its mmap threshold each time such a block is freed, after which
-blocks of that size come from the heap and are kept by the process when freed: on a 14-megapixel
-photo that retention was about 40% of the peak resident memory. A fixed threshold hands every
-block above it straight back to the kernel when freed.
+Coding a large image allocates and frees many temporaries of varying sizes, chunk by chunk.
+glibc's allocator raises its mmap threshold each time such a block is freed (up to 32 MiB), after
+which blocks of that size come from the heap and are kept by the process when freed: on a
+24-megapixel photo that retention was about a third of the peak. A threshold fixed at 16 MiB
+hands the larger blocks (whole-image buffers, tiles' activations) straight back to the kernel
+when freed and keeps the smaller, constantly reused ones (a chunk's temporaries) in the heap.
+Measured on a 24-megapixel photo (docs/benchmarks.md): 2.9 GB and 101 s to encode with glibc's
+own threshold, 2.4 GB and 102 s at 16 MiB, 1.9 GB and 147 s at 1 MiB (every temporary then costs
+fresh pages).
 """
 
 from __future__ import annotations
@@ -31,16 +35,16 @@ from .errors import ResourceError
 BASE_BYTES = 350_000_000
 CHUNK_PIXELS = 1536 * 1536
 BYTES_PER_PIXEL_IN_CHUNK = 480
-BYTES_PER_PIXEL_BEYOND = 60  # glibc's own threshold (images up to 32 megapixels)
-BYTES_PER_PIXEL_FIXED_THRESHOLD = 38  # beyond 32 megapixels, with the fixed threshold
+BYTES_PER_PIXEL_BEYOND = 33  # 8 to 24 megapixels; 25 from 24 to 81
 MARGIN = 1.15
 
 # mallopt's parameter number for the mmap threshold, in glibc's malloc.h.
 _M_MMAP_THRESHOLD = -3
 # Blocks above this size are mapped from the kernel and returned to it when freed.
-MMAP_THRESHOLD = 1 << 20
-# ... for images above this many pixels, where the memory saved matters more than the time.
-FIXED_THRESHOLD_ABOVE_PIXELS = 32_000_000
+MMAP_THRESHOLD = 16 << 20
+# ... for images above this many pixels (smaller ones code as fast either way, or faster with
+# glibc's own threshold: 1.7 megapixels took 9.8 s against 8.3-9.1 s).
+FIXED_THRESHOLD_ABOVE_PIXELS = 4_000_000
 
 
 def return_large_blocks_to_the_system(pixels: int) -> bool:
@@ -48,11 +52,8 @@ def return_large_blocks_to_the_system(pixels: int) -> bool:
     image of ``pixels``, when it is above :data:`FIXED_THRESHOLD_ABOVE_PIXELS` (Linux; a
     ``MALLOC_MMAP_THRESHOLD_`` set by the user wins). Returns whether the setting was made.
 
-    Only for very large images: every large temporary then costs fresh pages, which made a
-    768x512 photo code 55% slower (1.39 s against 0.89 s) and a 2-megapixel one 70% slower,
-    while it cut a 14-megapixel photo's peak memory by 40%; an 81-megapixel photo needs it to
-    stay within 4 GB. Process-wide and not undone: the ``dcae`` command calls it for its own process; a
-    program using the library decides for itself (the same environment variable works there).
+    Process-wide and not undone: the ``dcae`` command calls it for its own process; a program
+    using the library decides for itself (``MALLOC_MMAP_THRESHOLD_=16777216`` does the same).
     """
     if pixels <= FIXED_THRESHOLD_ABOVE_PIXELS or not sys.platform.startswith("linux"):
         return False
@@ -70,14 +71,8 @@ def coding_peak_bytes(width: int, height: int) -> int:
     way, with the default settings of the shipped model."""
     pixels = width * height
     within = min(pixels, CHUNK_PIXELS)
-    beyond = min(max(0, pixels - CHUNK_PIXELS), FIXED_THRESHOLD_ABOVE_PIXELS - CHUNK_PIXELS)
-    fixed = max(0, pixels - FIXED_THRESHOLD_ABOVE_PIXELS)
-    peak = (
-        BASE_BYTES
-        + within * BYTES_PER_PIXEL_IN_CHUNK
-        + beyond * BYTES_PER_PIXEL_BEYOND
-        + fixed * BYTES_PER_PIXEL_FIXED_THRESHOLD
-    )
+    beyond = max(0, pixels - CHUNK_PIXELS)
+    peak = BASE_BYTES + within * BYTES_PER_PIXEL_IN_CHUNK + beyond * BYTES_PER_PIXEL_BEYOND
     return int(MARGIN * peak)
 
 

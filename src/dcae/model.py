@@ -89,6 +89,7 @@ def run_slices(
     for index, y_slice in enumerate(y_slices):
         ctx = params.slice_context(index, hyper, y_hat_slices)
         y_hat_slices.append(params.refine_slice(index, ctx, quantize_slice(index, y_slice, ctx)))
+        del ctx  # a slice's parameters, as large as the slice: gone before the next slice's are made
     return torch.cat(y_hat_slices, dim=1)
 
 
@@ -141,6 +142,13 @@ class DCAE(nn.Module):
         "cc_scale_transforms",
         "lrp_transforms",
     )
+
+    # What ``dcae train --train-parts`` trains while the rest stays frozen (names of modules or
+    # parameters). The analysis transform is never among them: a part trains on cached latents.
+    TRAINABLE_PARTS = {
+        "synthesis": ("g_s", "gain_units.log_inverse_gain"),
+        "entropy": ("h_a", "entropy_bottleneck", *ENTROPY_PARAMETER_PARTS, "gain_units"),
+    }
 
     def __init__(self, config: DCAEConfig | str = "reference") -> None:
         super().__init__()
@@ -219,11 +227,15 @@ class DCAE(nn.Module):
             raise ValueError(f"quality must lie in [0, {self.gain_units.points - 1}], got {quality}")
         return quality
 
-    def gain(self, features: torch.Tensor, quality: "float | torch.Tensor | None") -> torch.Tensor:
-        """The analysis features ``g_a(x)`` scaled to the rate of ``quality`` (variable-rate models)."""
+    def gain(
+        self, features: torch.Tensor, quality: "float | torch.Tensor | None", in_place: bool = False
+    ) -> torch.Tensor:
+        """The analysis features ``g_a(x)`` scaled to the rate of ``quality`` (variable-rate
+        models); ``in_place`` scales ``features`` itself (no gradients: one buffer less)."""
         if self.gain_units is None:
             return features
-        return features * self.gain_units.gain(quality).to(features.device, features.dtype)
+        gains = self.gain_units.gain(quality).to(features.device, features.dtype)
+        return features.mul_(gains) if in_place else features * gains
 
     def ungain(self, y_hat: torch.Tensor, quality: "float | torch.Tensor | None") -> torch.Tensor:
         """The quantised latent scaled back for the synthesis transform ``g_s``."""
@@ -271,6 +283,7 @@ class DCAE(nn.Module):
         quality: "float | torch.Tensor | None" = None,
         rate_proxy: str = "noise",
         noise: "dict[str, torch.Tensor] | None" = None,
+        features: "torch.Tensor | None" = None,
     ) -> dict[str, Any]:
         """Compress and reconstruct ``x`` differentiably.
 
@@ -284,6 +297,8 @@ class DCAE(nn.Module):
             noise: the training noise of the ``"noise"`` proxy, uniform in [-0.5, 0.5) and
                 shaped like y and z (:meth:`noise_shapes`), so a caller can draw it from its own
                 generator; by default it is drawn from PyTorch's global generator.
+            features: the analysis transform's output for ``x`` (``g_a(x)``, before the gain),
+                computed beforehand: cached latents, for training the other parts alone.
 
         Returns:
             ``{"x_hat": (B,3,H,W), "likelihoods": {"y": ..., "z": ...},
@@ -299,7 +314,7 @@ class DCAE(nn.Module):
         proxy = rate_proxy if self.training else "round"
         decoder_mode = "ste" if self.training else "round"
 
-        y = self.analysis(x, quality)
+        y = self.analysis(x, quality) if features is None else self.gain(features.to(x.dtype), quality)
         z = self.h_a(y)
         noise = noise or {}
         _, z_likelihoods = self.entropy_bottleneck(z, mode=proxy, noise=noise.get("z"))
@@ -341,6 +356,15 @@ class DCAE(nn.Module):
     def main_parameters(self) -> list[nn.Parameter]:
         """Every trainable parameter except the prior's ``quantiles``."""
         return [p for name, p in self.named_parameters() if not name.endswith("quantiles")]
+
+    def part_parameters(self, part: str) -> list[nn.Parameter]:
+        """The parameters of one of :attr:`TRAINABLE_PARTS`, or of ``"all"`` (every one)."""
+        if part == "all":
+            return list(self.parameters())
+        if part not in self.TRAINABLE_PARTS:
+            raise ValueError(f"part must be 'all' or one of {', '.join(self.TRAINABLE_PARTS)}, not {part!r}")
+        names = self.TRAINABLE_PARTS[part]
+        return [p for name, p in self.named_parameters() if any(name == n or name.startswith(n + ".") for n in names)]
 
     def aux_parameters(self) -> list[nn.Parameter]:
         """The prior's ``quantiles``."""

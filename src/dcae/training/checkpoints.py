@@ -62,6 +62,7 @@ class ResumePoint:
     step: int
     init_from: "str | None"  # where the run started (a resume command names no --init-from)
     commands: list[str]  # every command that started or resumed the run so far
+    train_parts: str  # what the run trains (its optimiser state holds those parameters only)
 
 
 def read_resume_point(out: Path) -> ResumePoint:
@@ -70,7 +71,10 @@ def read_resume_point(out: Path) -> ResumePoint:
     saved = meta.get("train_config") or {}
     init_from = saved.get("init_from") if isinstance(saved.get("init_from"), str) else None
     earlier = meta.get("commands") or ([meta["command"]] if meta.get("command") else [])
-    return ResumePoint(model, int(meta.get("step", -1)), init_from, [str(c) for c in earlier if isinstance(c, str)])
+    parts = saved.get("train_parts", "all")
+    return ResumePoint(
+        model, int(meta.get("step", -1)), init_from, [str(c) for c in earlier if isinstance(c, str)], str(parts)
+    )
 
 
 def save_weights_and_card(model: DCAE, path: Path, metadata: dict[str, Any]) -> None:

@@ -67,6 +67,14 @@ class TrainConfig:
     lambda_sampling: str = _field("str", "batch", "one lambda per batch, or one per image", choices=("batch", "image"))
     lambda_weights: list[float] = _field("floats", [], "relative probability of each lambda (default: uniform)", low=0)
     rate_proxy: str = _field("str", "noise", "how the rate sees quantisation in training", choices=("noise", "ste"))
+    train_parts: str = _field(
+        "str",
+        "all",
+        "train the whole model, or only the synthesis transform or the entropy model on cached latents",
+        choices=("all", "synthesis", "entropy"),
+    )
+    cache_crops: int = _field("int", 4, "crops per training photo in the latent cache (--train-parts)", low=1)
+    latent_cache: str = _field("str", "", "the latent cache file ('': latent-cache.safetensors in the run folder)")
     train_data: str = _field("str", "", "folder of training images (required)")
     val_data: str = _field("str", "", "folder of validation images ('': the held-back training photos)")
     holdout: int = _field("int", 0, "training photos held back for validation", low=0)

@@ -43,6 +43,7 @@ from .checkpoints import (
 from .config import ConfigError, TrainConfig
 from .data import RandomCropDataset, ResumableSampler, split_holdout
 from .distributed import barrier, check_ranks_agree, follow_rank_zero, place
+from .latent_cache import CachedLatents, analysis_digest, build_latent_cache, load_latent_cache, save_latent_cache
 from .logs import RunLog
 from .validation import load_validation_images, measure_rd
 
@@ -94,6 +95,11 @@ class Trainer:
         resumed_step: "int | None" = None
         if resume:
             point = read_resume_point(self.out)
+            if point.train_parts != config.train_parts:
+                raise ConfigError(
+                    f"{self.out} trains train_parts = {point.train_parts!r}, not {config.train_parts!r}: resume it "
+                    "as it was, or start a new run from its weights (--init-from)"
+                )
             self.model, resumed_step, self.earlier_commands = point.model.train(), point.step, point.commands
             # The run's origin stays on record: a resume command names no --init-from.
             if not self.cfg.init_from and point.init_from:
@@ -104,7 +110,9 @@ class Trainer:
         self._check_rate_points()
 
         train_files, held_back = split_holdout(config.train_data, config.holdout)
-        self.dataset = RandomCropDataset(train_files, config.patch, tuple(config.downscale))
+        self.dataset: "RandomCropDataset | CachedLatents" = RandomCropDataset(
+            train_files, config.patch, tuple(config.downscale)
+        )
         val_source = config.val_data or held_back
         self.val_images = load_validation_images(val_source, config.val_images) if val_source else []
         if replace and self.placement.is_main:
@@ -114,7 +122,12 @@ class Trainer:
         self.model.to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.main_parameters(), lr=config.lr)
+        if config.train_parts != "all":
+            self._freeze_all_but(config.train_parts)
+            self.dataset = self._latent_cache(self.dataset)
+        self.optimizer = torch.optim.Adam([p for p in self.model.main_parameters() if p.requires_grad], lr=config.lr)
+        # The prior's quantiles belong to the entropy model: a synthesis-only run leaves them.
+        self.trains_aux = all(p.requires_grad for p in self.model.aux_parameters())
         self.aux_optimizer = torch.optim.Adam(self.model.aux_parameters(), lr=config.aux_lr)
         # The factor is read from the config at every step, so a resumed run follows its new config.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -156,6 +169,25 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
             return DCAE(resolve_config(self.cfg.model)).train()
+
+    def _freeze_all_but(self, part: str) -> None:
+        """Only ``part``'s parameters learn; the rest keep their weights and take no gradients."""
+        trained = {id(p) for p in self.model.part_parameters(part)}
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(id(parameter) in trained)
+
+    def _latent_cache(self, photos: RandomCropDataset) -> CachedLatents:
+        """The crops and analysis features a part trains on: read from the cache file when the
+        analysis weights made it, built (and written by rank 0) otherwise."""
+        path = Path(self.cfg.latent_cache) if self.cfg.latent_cache else self.out / "latent-cache.safetensors"
+        digest = analysis_digest(self.model)
+        cache = load_latent_cache(path, digest)
+        if cache is None:
+            tqdm.write(f"caching the latents of {self.cfg.cache_crops} crops per photo ({len(photos)} photos)")
+            cache = build_latent_cache(self.model, photos, self.cfg.cache_crops, self.cfg.seed)
+            if self.is_main:
+                save_latent_cache(cache, path, digest)
+        return cache
 
     def _check_rate_points(self) -> None:
         points = self.model.config.num_rate_points
@@ -244,6 +276,10 @@ class Trainer:
         Returns the step's metrics as detached 0-d tensors: reading them waits for the device, so
         the loop reads them (:meth:`read_metrics`) only when it logs or checkpoints.
         """
+        features = None
+        if isinstance(batch, (tuple, list)):  # cached latents: (crops, their analysis features)
+            batch, features = batch
+            features = features.to(self.device, non_blocking=True)
         batch = batch.to(self.device, non_blocking=True)
         if self.cfg.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -253,15 +289,16 @@ class Trainer:
         self.aux_optimizer.zero_grad(set_to_none=True)
         with self.placement.autocast():
             q = self._to_device(quality) if quality is not None else None
-            out = self.net(batch, quality=q, rate_proxy=self.cfg.rate_proxy, noise=noise)
+            out = self.net(batch, quality=q, rate_proxy=self.cfg.rate_proxy, noise=noise, features=features)
         metrics = self.criterion(out, batch, self._to_device(lmbda))
         aux = self.model.aux_loss()
         # One backward for both losses: under DDP every gradient is then averaged across ranks.
-        (metrics["loss"] + aux).backward()
+        (metrics["loss"] + aux if self.trains_aux else metrics["loss"]).backward()
         if self.cfg.clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.main_parameters(), self.cfg.clip)
         self.optimizer.step()
-        self.aux_optimizer.step()
+        if self.trains_aux:
+            self.aux_optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
