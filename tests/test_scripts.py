@@ -1,4 +1,4 @@
-"""The helper scripts the GPU training run depends on."""
+"""The helper scripts: GPU training, its batch choice, and the per-image BD-rate analysis."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO, random_image
 from PIL import Image
@@ -120,3 +121,44 @@ def test_the_gpu_training_script_skips_the_probe_when_given_batch_and_learning_r
     assert json.loads((out / "latest.json").read_text())["train_config"]["batch_size"] == 3
     rates = {float(row.split(",")[6]) for row in (out / "log.csv").read_text().splitlines()[1:]}
     assert rates == {2e-5, 5e-6}
+
+
+def test_per_image_bd_rate_finds_the_image_a_codec_loses_on(tmp_path) -> None:
+    """Two images: the test codec matches the anchor on one and needs twice the bits on the
+    other (a flat picture with one sharp edge); the table and the traits say so."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(random_image(64, 64, seed=1)).save(folder / "busy.png")
+    flat = np.full((64, 64, 3), 200, dtype=np.uint8)
+    flat[:, 40:] = 20
+    Image.fromarray(flat).save(folder / "flat.png")
+    rates, quality = [0.1, 0.2, 0.4, 0.8], [28.0, 31.0, 34.0, 37.0]
+    anchor = {"per_image": {name: {"bpp": rates, "psnr-rgb": quality} for name in ("busy.png", "flat.png")}}
+    test = {
+        "per_image": {
+            "busy.png": {"bpp": rates, "psnr-rgb": quality},
+            "flat.png": {"bpp": [2 * r for r in rates], "psnr-rgb": quality},
+        }
+    }
+    for name, data in (("test.json", test), ("anchor.json", anchor)):
+        (tmp_path / name).write_text(json.dumps(data))
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "per_image_bd.py"),
+            str(tmp_path / "test.json"),
+            str(tmp_path / "anchor.json"),
+            "--images",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in result.stdout.splitlines() if ".png" in line}
+    assert rows["busy.png"][0].strip() == "+0.0%" and rows["flat.png"][0].strip() == "+100.0%"
+    # One column of 16x16 blocks holds the edge: it is the only one not flat.
+    assert rows["flat.png"][1].strip() == "75%" and rows["flat.png"][2].strip() == "25%"
+    assert "better than the anchor on 0" in result.stdout
+    traits = _load("per_image_bd").block_traits(folder / "busy.png")
+    assert traits[0] < 0.5

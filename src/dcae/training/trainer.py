@@ -279,7 +279,7 @@ class Trainer:
         features = None
         if isinstance(batch, (tuple, list)):  # cached latents: (crops, their analysis features)
             batch, features = batch
-            features = features.to(self.device, non_blocking=True)
+            features = features.to(self.device, torch.float32, non_blocking=True)  # stored in float16
         batch = batch.to(self.device, non_blocking=True)
         if self.cfg.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
