@@ -3,10 +3,14 @@
     python scripts/per_image_bd.py TEST.json ANCHOR.json [--images FOLDER] [--worst 8]
 
 Each image is measured over its own shared PSNR range (the mean BD-rate hides which photos a
-model loses on). With ``--images`` (the evaluated folder) every row also gets the image's share
-of flat 16x16 blocks (luma standard deviation under 2 levels of 255) and of edge blocks (some
-neighbouring-pixel step above 48 levels), and the correlation of each with the BD-rate is
-printed: do the losses come from flat areas with sharp edges?
+model loses on), and by the PSNR difference at the test codec's lowest and highest rate (where
+on the curve it loses; the anchor's curve interpolated, NaN outside its range). With
+``--images`` (the evaluated folder) every row also gets the image's share of flat 16x16 blocks
+(luma standard deviation under 2 levels of 255) and of edge blocks (some neighbouring-pixel step
+above 48 levels), and the correlation of each with the BD-rate is
+printed: do the losses come from flat areas with sharp edges? With ``--side-info MODEL`` each
+printed row also gets the hyper-latent's (side information's) share of the model's estimated
+bits at the lowest and the highest quality.
 """
 
 from __future__ import annotations
@@ -27,6 +31,20 @@ EDGE_STEP = 48.0
 BLOCK = 16
 
 
+def psnr_gaps(test: dict, anchor: dict) -> tuple[float, float]:
+    """PSNR of the test codec minus the anchor's at the test codec's lowest and highest rate
+    (the anchor's curve interpolated in log-rate; NaN outside the anchor's range)."""
+    order = np.argsort(anchor["bpp"])
+    log_rates = np.log(np.asarray(anchor["bpp"], dtype=np.float64)[order])
+    quality = np.asarray(anchor["psnr-rgb"], dtype=np.float64)[order]
+    gaps = []
+    for point in (int(np.argmin(test["bpp"])), int(np.argmax(test["bpp"]))):
+        rate = math.log(test["bpp"][point])
+        inside = log_rates[0] <= rate <= log_rates[-1]
+        gaps.append(test["psnr-rgb"][point] - float(np.interp(rate, log_rates, quality)) if inside else math.nan)
+    return gaps[0], gaps[1]
+
+
 def block_traits(path: Path) -> tuple[float, float]:
     """(share of flat blocks, share of blocks holding a sharp edge) of an image's luma."""
     pixels = load_image(path, max_pixels=None)[0].astype(np.float64)
@@ -40,12 +58,32 @@ def block_traits(path: Path) -> tuple[float, float]:
     return float(flat.mean()), float((steps > EDGE_STEP).mean())
 
 
+def side_info_shares(model_name: str, path: Path) -> tuple[float, float]:
+    """The hyper-latent z's share of the estimated bits of ``path`` at the model's lowest and
+    highest quality (its likelihoods in evaluation mode: the rounding the codec does)."""
+    import torch
+
+    from dcae.codecs import CodecCache
+    from dcae.imageio import image_tensor, pad_image
+
+    model = CodecCache().get(model_name).model
+    x = pad_image(image_tensor(load_image(path, max_pixels=None)[0][None]), model.stride)
+    shares = []
+    with torch.inference_mode():
+        for quality in (0.0, float(model.config.num_rate_points - 1)):
+            likelihoods = model(x, quality=quality)["likelihoods"]
+            bits = {name: float(-torch.log2(values).sum()) for name, values in likelihoods.items()}
+            shares.append(bits["z"] / (bits["y"] + bits["z"]))
+    return shares[0], shares[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("test", type=Path)
     parser.add_argument("anchor", type=Path)
     parser.add_argument("--images", type=Path, help="the evaluated folder (for the block traits)")
     parser.add_argument("--worst", type=int, default=8, help="rows printed from each end")
+    parser.add_argument("--side-info", metavar="MODEL", help="also the side information's share (needs --images)")
     args = parser.parse_args()
     test, anchor = (json.loads(p.read_text())["per_image"] for p in (args.test, args.anchor))
     rows = []
@@ -54,16 +92,29 @@ def main() -> None:
         value = bd_rate(a["bpp"], a["psnr-rgb"], t["bpp"], t["psnr-rgb"])
         if math.isfinite(value):
             traits = block_traits(args.images / image) if args.images else (math.nan, math.nan)
-            rows.append((value, image, *traits))
+            rows.append((value, image, *traits, *psnr_gaps(t, a)))
     rows.sort()
     values = [r[0] for r in rows]
     print(f"{len(rows)} images: median {statistics.median(values):+.1f}%, mean {statistics.mean(values):+.1f}%, ")
     print(f"better than the anchor on {sum(v < 0 for v in values)}\n")
-    print("| image | BD-rate | flat blocks | edge blocks |")
-    print("| --- | --- | --- | --- |")
+    side = bool(args.side_info and args.images)
+    print(
+        "| image | BD-rate | dB vs anchor, lowest rate | dB, highest rate | flat blocks | edge blocks |"
+        + (" z share, lowest q | z share, highest q |" if side else "")
+    )
+    print("| --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if side else ""))
     shown = rows if len(rows) <= 2 * args.worst else rows[: args.worst] + rows[-args.worst :]
-    for value, image, flat, edge in shown:
-        print(f"| {image} | {value:+.1f}% | {flat:.0%} | {edge:.0%} |")
+    for value, image, flat, edge, low_gap, high_gap in shown:
+        extra = ""
+        if side:
+            low, high = side_info_shares(args.side_info, args.images / image)
+            extra = f" {low:.1%} | {high:.1%} |"
+        gaps = f"{low_gap:+.2f} | {high_gap:+.2f}"
+        print(f"| {image} | {value:+.1f}% | {gaps} | {flat:.0%} | {edge:.0%} |{extra}")
+    for label, column in (("lowest rate", 4), ("highest rate", 5)):
+        gap = [row[column] for row in rows if math.isfinite(row[column])]
+        print(f"\nmedian PSNR difference at the {label}: {statistics.median(gap):+.2f} dB ({len(gap)} images)", end="")
+    print()
     if args.images and len(rows) > 2:
         for label, column in (("flat", 2), ("edge", 3)):
             r = np.corrcoef(values, [row[column] for row in rows])[0, 1]

@@ -155,10 +155,14 @@ def test_per_image_bd_rate_finds_the_image_a_codec_loses_on(tmp_path) -> None:
         text=True,
         check=True,
     )
-    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in result.stdout.splitlines() if ".png" in line}
-    assert rows["busy.png"][0].strip() == "+0.0%" and rows["flat.png"][0].strip() == "+100.0%"
+    lines = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0]]
+    rows = {cells[0].strip(): dict(zip(header, (c.strip() for c in cells))) for cells in lines[2:]}
+    assert rows["busy.png"]["BD-rate"] == "+0.0%" and rows["flat.png"]["BD-rate"] == "+100.0%"
+    # Twice the bits at equal PSNR: 3 dB behind at its lowest rate; its highest lies beyond the anchor's.
+    assert rows["flat.png"]["dB vs anchor, lowest rate"] == "-3.00" and rows["flat.png"]["dB, highest rate"] == "+nan"
     # One column of 16x16 blocks holds the edge: it is the only one not flat.
-    assert rows["flat.png"][1].strip() == "75%" and rows["flat.png"][2].strip() == "25%"
+    assert rows["flat.png"]["flat blocks"] == "75%" and rows["flat.png"]["edge blocks"] == "25%"
     assert "better than the anchor on 0" in result.stdout
     traits = _load("per_image_bd").block_traits(folder / "busy.png")
     assert traits[0] < 0.5
