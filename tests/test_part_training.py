@@ -15,7 +15,9 @@ from safetensors.torch import load_file
 from dcae import PRESETS
 from dcae.model import DCAE
 from dcae.training import ConfigError, RandomCropDataset, Trainer, load_train_config
-from dcae.training.latent_cache import analysis_digest, build_latent_cache
+from dcae.training import trainer as trainer_module
+from dcae.training.data import split_holdout
+from dcae.training.latent_cache import analysis_digest, build_latent_cache, cache_key
 from dcae.weights import load_weights
 
 
@@ -107,21 +109,51 @@ def test_a_whole_model_step_on_cached_features_equals_one_on_pixels(start_weight
     torch.testing.assert_close(cached["x_hat"], plain["x_hat"], rtol=0, atol=0)
 
 
-def test_the_cache_is_reused_by_a_resume_and_rebuilt_for_other_weights(
-    photos: Path, start_weights: Path, tmp_path: Path
+def test_the_cache_is_reused_by_a_resume_without_decoding_the_photos(
+    photos: Path, start_weights: Path, tmp_path: Path, monkeypatch
 ) -> None:
     run = tmp_path / "run"
     Trainer(_config(photos, run, init_from=str(start_weights), train_parts="synthesis", steps=2)).run()
     cache = run / "latent-cache.safetensors"
     made = cache.stat().st_mtime_ns
+
+    def no_photos(*args, **kwargs):
+        raise AssertionError("the photos were decoded although the cache holds their crops")
+
+    monkeypatch.setattr(trainer_module, "RandomCropDataset", no_photos)
     Trainer(_config(photos, run, train_parts="synthesis", steps=4), resume=True).run()
     assert cache.stat().st_mtime_ns == made  # read back, not rebuilt
-    # Other analysis weights (a fresh tiny model) pointed at that cache: it is not theirs, so rebuilt.
-    other = Trainer(_config(photos, tmp_path / "other", train_parts="entropy", steps=1, latent_cache=str(cache)))
-    assert cache.stat().st_mtime_ns != made
+
+
+def test_the_run_folders_cache_is_rebuilt_for_other_weights_or_crops(
+    photos: Path, start_weights: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    Trainer(_config(photos, run, init_from=str(start_weights), train_parts="entropy", steps=1)).run()
+    cache = run / "latent-cache.safetensors"
+    assert len(load_file(str(cache))["crops"]) == 4 * 2
+    # The same weights with more crops per photo replace the run: the cache follows the new crops.
+    Trainer(_config(photos, run, init_from=str(start_weights), train_parts="entropy", cache_crops=3), replace=True)
+    assert len(load_file(str(cache))["crops"]) == 4 * 3
+    # Other analysis weights (a fresh tiny model): their own latents.
+    fresh = Trainer(_config(photos, run, train_parts="entropy", cache_crops=3), replace=True)
+    key = cache_key(fresh.model, split_holdout(photos, 0)[0], 64, tuple(fresh.cfg.downscale), 3, 5)
     with safe_open(str(cache), framework="pt") as handle:
-        assert handle.metadata()["analysis_digest"] == analysis_digest(other.model)
-    assert analysis_digest(other.model) != analysis_digest(load_weights(start_weights)[0])
+        assert handle.metadata()["cache_key"] == key
+    assert analysis_digest(fresh.model) != analysis_digest(load_weights(start_weights)[0])
+
+
+def test_a_named_cache_of_other_weights_is_refused_and_kept(photos: Path, start_weights: Path, tmp_path: Path) -> None:
+    named = tmp_path / "shared-cache.safetensors"
+    config = _config(
+        photos, tmp_path / "a", init_from=str(start_weights), train_parts="synthesis", steps=1, latent_cache=str(named)
+    )
+    Trainer(config).run()
+    kept = named.read_bytes()
+    # A fresh model's run pointed at the first run's cache: that file is not its to replace.
+    with pytest.raises(ConfigError, match="other analysis weights, photos or crops"):
+        Trainer(_config(photos, tmp_path / "b", train_parts="synthesis", latent_cache=str(named)))
+    assert named.read_bytes() == kept
 
 
 def test_a_damaged_cache_is_one_clear_error(photos: Path, start_weights: Path, tmp_path: Path) -> None:

@@ -358,11 +358,9 @@ class DCAE(nn.Module):
         return [p for name, p in self.named_parameters() if not name.endswith("quantiles")]
 
     def part_parameters(self, part: str) -> list[nn.Parameter]:
-        """The parameters of one of :attr:`TRAINABLE_PARTS`, or of ``"all"`` (every one)."""
-        if part == "all":
-            return list(self.parameters())
+        """The parameters of one of :attr:`TRAINABLE_PARTS`."""
         if part not in self.TRAINABLE_PARTS:
-            raise ValueError(f"part must be 'all' or one of {', '.join(self.TRAINABLE_PARTS)}, not {part!r}")
+            raise ValueError(f"part must be one of {', '.join(self.TRAINABLE_PARTS)}, not {part!r}")
         names = self.TRAINABLE_PARTS[part]
         return [p for name, p in self.named_parameters() if any(name == n or name.startswith(n + ".") for n in names)]
 

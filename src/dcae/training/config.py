@@ -74,7 +74,12 @@ class TrainConfig:
         choices=("all", "synthesis", "entropy"),
     )
     cache_crops: int = _field("int", 4, "crops per training photo in the latent cache (--train-parts)", low=1)
-    latent_cache: str = _field("str", "", "the latent cache file ('': latent-cache.safetensors in the run folder)")
+    latent_cache: str = _field(
+        "str",
+        "",
+        "the latent cache file ('': latent-cache.safetensors in the run folder); a named file made for "
+        "other weights, photos or crops is refused",
+    )
     train_data: str = _field("str", "", "folder of training images (required)")
     val_data: str = _field("str", "", "folder of validation images ('': the held-back training photos)")
     holdout: int = _field("int", 0, "training photos held back for validation", low=0)

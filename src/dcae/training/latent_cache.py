@@ -4,8 +4,9 @@ Training one part of the model alone (the synthesis transform, or the entropy mo
 analysis transform frozen, so its output for a crop never changes: the crops are drawn once
 (``crops_per_image`` per photo, each through :class:`RandomCropDataset`'s downscale and flips),
 analysed once, and every step reads them back instead of running and differentiating the
-analysis. The cache is one safetensors file in the run folder, tied to the analysis weights
-that made it (their digest), so a run never trains on another model's latents.
+analysis. The cache is one safetensors file in the run folder, tied to what made it (the
+analysis weights' digest, the photos and the crop recipe: :func:`cache_key`), so a run never
+trains on another model's latents or on crops of another size.
 
 Storage: the crops as 8-bit pixels (what a photo holds) and the features in float16 (the
 training runs in bf16 autocast, whose mantissa is coarser): about 280 kB per 256x256 crop of
@@ -15,6 +16,8 @@ the compact model.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -38,6 +41,27 @@ def analysis_digest(model: DCAE) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def cache_key(
+    model: DCAE,
+    photos: Sequence[Path],
+    patch: int,
+    downscale: tuple[float, float],
+    crops_per_image: int,
+    seed: int,
+) -> str:
+    """What a cache's contents depend on, as one fingerprint: the analysis weights, the photos
+    (their paths, in order) and the crop recipe."""
+    recipe = {
+        "analysis": analysis_digest(model),
+        "photos": [str(path) for path in photos],
+        "patch": patch,
+        "downscale": [float(v) for v in downscale],
+        "crops_per_image": crops_per_image,
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:32]
 
 
 class CachedLatents(Dataset):
@@ -82,21 +106,28 @@ def build_latent_cache(
     return CachedLatents(torch.cat(crops), torch.cat(features))
 
 
-def save_latent_cache(cache: CachedLatents, path: Path, digest: str) -> None:
-    """Write ``cache`` to ``path`` (atomically), tied to the analysis weights' ``digest``."""
+def save_latent_cache(cache: CachedLatents, path: Path, key: str) -> None:
+    """Write ``cache`` to ``path`` (atomically), tied to its :func:`cache_key`."""
     tensors = {"crops": cache.crops.contiguous(), "features": cache.features.contiguous()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"analysis_digest": digest}))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"cache_key": key}))
 
 
-def load_latent_cache(path: Path, digest: str) -> "CachedLatents | None":
-    """The cache at ``path`` if it was made by analysis weights of ``digest``; None when there is
-    none or it belongs to other weights (then it is rebuilt). A damaged file is an error."""
+def read_cache_key(path: Path) -> "str | None":
+    """The :func:`cache_key` a cache file was written with ("" for a file without one); None
+    when there is no file. A file that is not a safetensors file is one :class:`ConfigError`."""
     if not path.exists():
         return None
     try:
         with safe_open(str(path), framework="pt") as handle:
-            if (handle.metadata() or {}).get("analysis_digest") != digest:
-                return None
+            return (handle.metadata() or {}).get("cache_key", "")
+    except (SafetensorError, OSError) as error:
+        raise ConfigError(f"{path} is not a readable latent cache ({error}); remove it to rebuild it") from None
+
+
+def load_latent_cache(path: Path) -> CachedLatents:
+    """The cache at ``path`` (check its :func:`read_cache_key` first); a damaged file is one
+    :class:`ConfigError`."""
+    try:
         tensors = load_file(str(path))
         return CachedLatents(tensors["crops"], tensors["features"])
     except (SafetensorError, OSError, KeyError, ValueError) as error:

@@ -43,7 +43,14 @@ from .checkpoints import (
 from .config import ConfigError, TrainConfig
 from .data import RandomCropDataset, ResumableSampler, split_holdout
 from .distributed import barrier, check_ranks_agree, follow_rank_zero, place
-from .latent_cache import CachedLatents, analysis_digest, build_latent_cache, load_latent_cache, save_latent_cache
+from .latent_cache import (
+    CachedLatents,
+    build_latent_cache,
+    cache_key,
+    load_latent_cache,
+    read_cache_key,
+    save_latent_cache,
+)
 from .logs import RunLog
 from .validation import load_validation_images, measure_rd
 
@@ -110,9 +117,11 @@ class Trainer:
         self._check_rate_points()
 
         train_files, held_back = split_holdout(config.train_data, config.holdout)
-        self.dataset: "RandomCropDataset | CachedLatents" = RandomCropDataset(
-            train_files, config.patch, tuple(config.downscale)
-        )
+        # A part trains on cached latents: the photos are decoded only when the cache must be made.
+        cache_path, key, cached = Path(), "", None
+        if config.train_parts != "all":
+            cache_path, key, cached = self._find_latent_cache(train_files)
+        photos = None if cached else RandomCropDataset(train_files, config.patch, tuple(config.downscale))
         val_source = config.val_data or held_back
         self.val_images = load_validation_images(val_source, config.val_images) if val_source else []
         if replace and self.placement.is_main:
@@ -122,9 +131,12 @@ class Trainer:
         self.model.to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if config.train_parts != "all":
+        self.dataset: "RandomCropDataset | CachedLatents"
+        if config.train_parts == "all":
+            self.dataset = photos
+        else:
             self._freeze_all_but(config.train_parts)
-            self.dataset = self._latent_cache(self.dataset)
+            self.dataset = cached or self._build_latent_cache(photos, cache_path, key)
         self.optimizer = torch.optim.Adam([p for p in self.model.main_parameters() if p.requires_grad], lr=config.lr)
         # The prior's quantiles belong to the entropy model: a synthesis-only run leaves them.
         self.trains_aux = all(p.requires_grad for p in self.model.aux_parameters())
@@ -176,17 +188,30 @@ class Trainer:
         for parameter in self.model.parameters():
             parameter.requires_grad_(id(parameter) in trained)
 
-    def _latent_cache(self, photos: RandomCropDataset) -> CachedLatents:
-        """The crops and analysis features a part trains on: read from the cache file when the
-        analysis weights made it, built (and written by rank 0) otherwise."""
-        path = Path(self.cfg.latent_cache) if self.cfg.latent_cache else self.out / "latent-cache.safetensors"
-        digest = analysis_digest(self.model)
-        cache = load_latent_cache(path, digest)
-        if cache is None:
-            tqdm.write(f"caching the latents of {self.cfg.cache_crops} crops per photo ({len(photos)} photos)")
-            cache = build_latent_cache(self.model, photos, self.cfg.cache_crops, self.cfg.seed)
-            if self.is_main:
-                save_latent_cache(cache, path, digest)
+    def _find_latent_cache(self, photos: list[Path]) -> "tuple[Path, str, CachedLatents | None]":
+        """Where the latent cache of a part's run lies, the key its contents must have, and the
+        cache itself when that file holds it. A named file made for other weights, photos or
+        crops is refused (it may be another run's); the run folder's own is rebuilt."""
+        named = bool(self.cfg.latent_cache)
+        path = Path(self.cfg.latent_cache) if named else self.out / "latent-cache.safetensors"
+        cfg = self.cfg
+        key = cache_key(self.model, photos, cfg.patch, tuple(cfg.downscale), cfg.cache_crops, cfg.seed)
+        found = read_cache_key(path)
+        if found == key:
+            return path, key, load_latent_cache(path)
+        if found is not None and named:
+            raise ConfigError(
+                f"{path} holds latents of other analysis weights, photos or crops; name a new file "
+                "(or remove that one) to cache this run's"
+            )
+        return path, key, None
+
+    def _build_latent_cache(self, photos: RandomCropDataset, path: Path, key: str) -> CachedLatents:
+        """Analyse the cached crops of every photo once, and write them (rank 0) for later runs."""
+        tqdm.write(f"caching the latents of {self.cfg.cache_crops} crops per photo ({len(photos)} photos)")
+        cache = build_latent_cache(self.model, photos, self.cfg.cache_crops, self.cfg.seed)
+        if self.is_main:
+            save_latent_cache(cache, path, key)
         return cache
 
     def _check_rate_points(self) -> None:
