@@ -35,7 +35,7 @@ from .errors import ResourceError
 BASE_BYTES = 350_000_000
 CHUNK_PIXELS = 1536 * 1536
 BYTES_PER_PIXEL_IN_CHUNK = 480
-BYTES_PER_PIXEL_BEYOND = 33  # 8 to 24 megapixels; 25 from 24 to 81
+BYTES_PER_PIXEL_BEYOND = 33  # 8 to 24 megapixels; 25 from 24 to 81; 31 from 81 to 200 (encoding)
 MARGIN = 1.15
 
 # mallopt's parameter number for the mmap threshold, in glibc's malloc.h.
