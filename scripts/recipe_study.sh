@@ -42,6 +42,12 @@ variant_flags() {
         # One part alone on cached latents (2 crops per photo, shared by both variants).
         synthesis) echo "--train-parts synthesis --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors" ;;
         entropy) echo "--train-parts entropy --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors" ;;
+        # The synthesis alone cannot change the rate: learning rates the whole model does not bear.
+        synthesis-1e-4) echo "--train-parts synthesis --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors --lr 1e-4" ;;
+        synthesis-3e-4) echo "--train-parts synthesis --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors --lr 3e-4" ;;
+        # Crops leaning towards sharp edges (the best of 4 positions), where v1 loses most.
+        edges) echo "--crop-candidates 4" ;;
+        synthesis-edges-1e-4) echo "--train-parts synthesis --cache-crops 2 --crop-candidates 4 --latent-cache $STUDY/latent-cache-edges.safetensors --lr 1e-4" ;;
         # A second budget after habit's: its optimiser state kept, or a fresh one (as every phase did).
         second-kept) echo "" ;;                                   # habit's run resumed (see the loop)
         second-fresh) echo "--init-from $STUDY/habit/latest.safetensors" ;;

@@ -1,4 +1,4 @@
-"""The helper scripts: GPU training, its batch choice, and the per-image BD-rate analysis."""
+"""The helper scripts: GPU training, its batch choice, the per-image BD-rate and the edge-error analyses."""
 
 from __future__ import annotations
 
@@ -166,3 +166,38 @@ def test_per_image_bd_rate_finds_the_image_a_codec_loses_on(tmp_path) -> None:
     assert "better than the anchor on 0" in result.stdout
     traits = _load("per_image_bd").block_traits(folder / "busy.png")
     assert traits[0] < 0.5
+
+
+def _step_image(size: int = 64) -> np.ndarray:
+    """Luma with one vertical step of 160 levels in the middle."""
+    plane = np.full((size, size), 40.0)
+    plane[:, size // 2 :] = 200.0
+    return plane
+
+
+def test_edge_errors_tells_blur_from_ringing() -> None:
+    edges = _load("edge_errors")
+    original = _step_image()
+    masks = edges.regions(original)
+    assert masks["edge"][:, 31:33].all() and masks["edge"].sum() == 2 * 64  # the two pixels of the step
+    assert masks["band"][:, 27:31].all() and masks["band"][:, 33:37].all() and masks["band"].sum() == 8 * 64
+    # Softened: the step spread over five pixels.
+    blurred = original.copy()
+    blurred[:, 30:35] = np.linspace(40, 200, 7)[1:-1]
+    soft = edges.measure(original, blurred, masks)
+    assert soft["blur"] > 0.1 and soft["ringing"] < 1.0 and soft["rest"] > 90
+    # Ringing: the step kept, an oscillation of +-12 levels beside it.
+    ringing = original.copy()
+    ringing[:, 27:31] += 12 * np.array([1, -1, 1, -1])
+    rung = edges.measure(original, ringing, masks)
+    assert rung["ringing"] > 3.0 and abs(rung["blur"]) < 0.2 and rung["band"] < soft["band"] + 10
+
+
+def test_edge_errors_picks_the_avif_size_nearest_the_target() -> None:
+    edges = _load("edge_errors")
+    rgb = random_image(48, 48, seed=3)
+    data, quality = edges.avif_near(rgb, 1500)
+    avif = edges.CLASSIC_CODECS["avif"]
+    for neighbour in (quality - 1, quality + 1):
+        if 0 <= neighbour <= 100:
+            assert abs(len(data) - 1500) <= abs(len(avif.encode(rgb, neighbour)) - 1500)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import random_image
@@ -20,6 +21,7 @@ from safetensors.torch import load_file
 
 from dcae.cli import main
 from dcae.training import ConfigError, DataError, RandomCropDataset, ResumableSampler, Trainer, load_train_config
+from dcae.training.data import sharp_steps
 from dcae.training.trainer import learning_rate_factor
 
 
@@ -147,6 +149,27 @@ def test_dataset_handles_small_images(image_folder: Path) -> None:
     crops = [dataset[(i, i)] for i in range(len(dataset))]
     assert all(c.shape == (3, 64, 64) and 0 <= float(c.min()) and float(c.max()) <= 1 for c in crops)
     assert torch.equal(dataset[(2, 7)], dataset[(2, 7)])
+
+
+def test_crop_candidates_lean_towards_sharp_edges(tmp_path: Path) -> None:
+    # A flat photo with one sharp-edged square in a corner: uniform crops seldom hold it.
+    pixels = np.full((256, 256, 3), 120, dtype=np.uint8)
+    pixels[16:48, 16:48] = 250
+    Image.fromarray(pixels).save(tmp_path / "square.png")
+    uniform = RandomCropDataset(tmp_path, patch=64)
+    leaning = RandomCropDataset(tmp_path, patch=64, candidates=8)
+
+    def edges(crop: torch.Tensor) -> int:
+        return sharp_steps(crop.permute(1, 2, 0).mul(255).round().byte().numpy())
+
+    seeds = range(40)
+    # The first candidate is the uniform crop: the kept one holds at least as many edges, always.
+    assert all(edges(leaning[(0, s)]) >= edges(uniform[(0, s)]) for s in seeds)
+    with_edges = [sum(edges(d[(0, s)]) > 0 for s in seeds) for d in (uniform, leaning)]
+    assert with_edges[1] > with_edges[0]
+    assert torch.equal(leaning[(0, 3)], leaning[(0, 3)])  # still a function of the seed
+    with pytest.raises(DataError, match="crop candidates"):
+        RandomCropDataset(tmp_path, patch=64, candidates=0)
 
 
 def test_clear_errors(tmp_path: Path, image_folder: Path, capsys) -> None:

@@ -90,6 +90,9 @@ class TrainConfig:
     downscale: list[float] = _field(
         "pair", [1.0, 1.0], "LOW HIGH: photos are scaled by a factor in this range", above=0, high=1
     )
+    crop_candidates: int = _field(
+        "int", 1, "crop positions drawn per crop; the one with the most sharp edges is kept (1: uniform)", low=1
+    )
     workers: int = _field("int", 2, "data-loading worker processes", low=0)
     steps: int = _field("int", 100_000, "training steps in all", low=1)
     lr: float = _field("float", 1e-4, "learning rate", above=0)

@@ -50,6 +50,7 @@ def cache_key(
     downscale: tuple[float, float],
     crops_per_image: int,
     seed: int,
+    crop_candidates: int = 1,
 ) -> str:
     """What a cache's contents depend on, as one fingerprint: the analysis weights, the photos
     (their paths, in order) and the crop recipe."""
@@ -61,6 +62,8 @@ def cache_key(
         "crops_per_image": crops_per_image,
         "seed": seed,
     }
+    if crop_candidates > 1:  # uniform crops keep the keys they had before edge-leaning crops existed
+        recipe["crop_candidates"] = crop_candidates
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:32]
 
 

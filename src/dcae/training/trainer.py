@@ -121,7 +121,11 @@ class Trainer:
         cache_path, key, cached = Path(), "", None
         if config.train_parts != "all":
             cache_path, key, cached = self._find_latent_cache(train_files)
-        photos = None if cached else RandomCropDataset(train_files, config.patch, tuple(config.downscale))
+        photos = None
+        if cached is None:
+            photos = RandomCropDataset(
+                train_files, config.patch, tuple(config.downscale), candidates=config.crop_candidates
+            )
         val_source = config.val_data or held_back
         self.val_images = load_validation_images(val_source, config.val_images) if val_source else []
         if replace and self.placement.is_main:
@@ -195,7 +199,9 @@ class Trainer:
         named = bool(self.cfg.latent_cache)
         path = Path(self.cfg.latent_cache) if named else self.out / "latent-cache.safetensors"
         cfg = self.cfg
-        key = cache_key(self.model, photos, cfg.patch, tuple(cfg.downscale), cfg.cache_crops, cfg.seed)
+        key = cache_key(
+            self.model, photos, cfg.patch, tuple(cfg.downscale), cfg.cache_crops, cfg.seed, cfg.crop_candidates
+        )
         found = read_cache_key(path)
         if found == key:
             return path, key, load_latent_cache(path)
