@@ -201,3 +201,18 @@ def test_edge_errors_picks_the_avif_size_nearest_the_target() -> None:
     for neighbour in (quality - 1, quality + 1):
         if 0 <= neighbour <= 100:
             assert abs(len(data) - 1500) <= abs(len(avif.encode(rgb, neighbour)) - 1500)
+
+
+def test_crop_psnr_reads_cached_features_as_the_analysis_computes_them() -> None:
+    import torch
+
+    from dcae.model import DCAE
+
+    crop_psnr = _load("crop_psnr")
+    model = DCAE({**PRESETS["tiny"].to_dict(), "num_rate_points": 2}).eval()
+    crops = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features = model.g_a(crops)
+    from_pixels = crop_psnr.mean_psnr(model, crops, None, 0.0)
+    assert math.isfinite(from_pixels)
+    assert crop_psnr.mean_psnr(model, crops, features, 0.0) == pytest.approx(from_pixels, abs=1e-6)
