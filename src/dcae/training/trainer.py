@@ -140,7 +140,7 @@ class Trainer:
             self.dataset = photos
         else:
             self._freeze_all_but(config.train_parts)
-            self.dataset = cached or self._build_latent_cache(photos, cache_path, key)
+            self.dataset = cached if cached is not None else self._build_latent_cache(photos, cache_path, key)
         self.optimizer = torch.optim.Adam([p for p in self.model.main_parameters() if p.requires_grad], lr=config.lr)
         # The prior's quantiles belong to the entropy model: a synthesis-only run leaves them.
         self.trains_aux = all(p.requires_grad for p in self.model.aux_parameters())
@@ -196,9 +196,9 @@ class Trainer:
         """Where the latent cache of a part's run lies, the key its contents must have, and the
         cache itself when that file holds it. A named file made for other weights, photos or
         crops is refused (it may be another run's); the run folder's own is rebuilt."""
-        named = bool(self.cfg.latent_cache)
-        path = Path(self.cfg.latent_cache) if named else self.out / "latent-cache.safetensors"
         cfg = self.cfg
+        named = bool(cfg.latent_cache)
+        path = Path(cfg.latent_cache) if named else self.out / "latent-cache.safetensors"
         key = cache_key(
             self.model, photos, cfg.patch, tuple(cfg.downscale), cfg.cache_crops, cfg.seed, cfg.crop_candidates
         )
