@@ -33,11 +33,12 @@ from dcae.codec import load_codec
 from dcae.evaluation.classic import CLASSIC_CODECS
 from dcae.files import find_images
 from dcae.imageio import load_image
+from dcae.training.data import LUMA_WEIGHTS, SHARP_STEP
 
-EDGE_STEP = 48.0  # as scripts/per_image_bd.py counts edge blocks
+EDGE_STEP = float(SHARP_STEP)  # as training's edge-leaning crops and scripts/per_image_bd.py count edges
 BAND = 4  # pixels beside an edge that belong to its band
 RIPPLE_FLOOR = 2.0  # levels: smaller new peaks are rounding, not ringing
-LUMA = np.array([0.299, 0.587, 0.114])
+LUMA = np.array(LUMA_WEIGHTS)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:

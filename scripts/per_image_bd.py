@@ -25,9 +25,10 @@ import numpy as np
 
 from dcae.evaluation.bdrate import bd_rate
 from dcae.imageio import load_image
+from dcae.training.data import LUMA_WEIGHTS, SHARP_STEP
 
 FLAT_STD = 2.0
-EDGE_STEP = 48.0
+EDGE_STEP = float(SHARP_STEP)
 BLOCK = 16
 
 
@@ -48,7 +49,7 @@ def psnr_gaps(test: dict, anchor: dict) -> tuple[float, float]:
 def block_traits(path: Path) -> tuple[float, float]:
     """(share of flat blocks, share of blocks holding a sharp edge) of an image's luma."""
     pixels = load_image(path, max_pixels=None)[0].astype(np.float64)
-    luma = pixels @ np.array([0.299, 0.587, 0.114])
+    luma = pixels @ np.array(LUMA_WEIGHTS)
     rows, cols = luma.shape[0] // BLOCK, luma.shape[1] // BLOCK
     blocks = luma[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols, BLOCK).swapaxes(1, 2)
     flat = blocks.std(axis=(2, 3)) < FLAT_STD

@@ -45,14 +45,16 @@ def _load_rgb(path: Path) -> "np.ndarray | None":
         return None
 
 
-# A step between neighbouring pixels' luma above this many levels of 255 is a sharp edge (as
-# scripts/per_image_bd.py and scripts/edge_errors.py count them).
+# A step between neighbouring pixels' luma above this many levels of 255 is a sharp edge (the
+# analysis scripts, scripts/per_image_bd.py and scripts/edge_errors.py, count edges by it too).
 SHARP_STEP = 48
+# Luma of RGB (BT.601 weights).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def sharp_steps(rgb: np.ndarray) -> int:
     """How many neighbouring-pixel luma steps of an (H, W, 3) uint8 crop exceed :data:`SHARP_STEP`."""
-    luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    luma = rgb.astype(np.float32) @ np.array(LUMA_WEIGHTS, dtype=np.float32)
     return int((np.abs(np.diff(luma, axis=0)) > SHARP_STEP).sum() + (np.abs(np.diff(luma, axis=1)) > SHARP_STEP).sum())
 
 
