@@ -47,6 +47,8 @@ variant_flags() {
         synthesis-3e-4) echo "--train-parts synthesis --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors --lr 3e-4" ;;
         # Less gradient noise per step: four times the batch at the rate batch 8 barely bears.
         synthesis-b32-3e-5) echo "--train-parts synthesis --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors --batch-size 32 --lr 3e-5" ;;
+        # The same batch at a rate that costs batch 8 ground (1e-4): the learning rate per crop of 2.5e-5 at batch 8.
+        synthesis-b32-1e-4) echo "--train-parts synthesis --cache-crops 2 --latent-cache $STUDY/latent-cache.safetensors --batch-size 32 --lr 1e-4" ;;
         # Crops leaning towards sharp edges (the best of 4 positions), where v1 loses most.
         edges) echo "--crop-candidates 4" ;;
         synthesis-edges-1e-4) echo "--train-parts synthesis --cache-crops 2 --crop-candidates 4 --latent-cache $STUDY/latent-cache-edges.safetensors --lr 1e-4" ;;
