@@ -53,6 +53,8 @@ variant_flags() {
         edges) echo "--crop-candidates 4" ;;
         synthesis-edges-1e-4) echo "--train-parts synthesis --cache-crops 2 --crop-candidates 4 --latent-cache $STUDY/latent-cache-edges.safetensors --lr 1e-4" ;;
         synthesis-edges-b32-3e-5) echo "--train-parts synthesis --cache-crops 2 --crop-candidates 4 --latent-cache $STUDY/latent-cache-edges.safetensors --batch-size 32 --lr 3e-5" ;;
+        # The same, leaning to pixels on contours instead (texture does not count): what v1's losers hold.
+        synthesis-contours-b32-3e-5) echo "--train-parts synthesis --cache-crops 2 --crop-candidates 4 --crop-lean contours --latent-cache $STUDY/latent-cache-contours.safetensors --batch-size 32 --lr 3e-5" ;;
         # A second budget after habit's: its optimiser state kept, or a fresh one (as every phase did).
         second-kept) echo "" ;;                                   # habit's run resumed (see the loop)
         second-fresh) echo "--init-from $STUDY/habit/latest.safetensors" ;;

@@ -141,6 +141,11 @@ def test_the_run_folders_cache_is_rebuilt_for_other_weights_or_crops(
     with safe_open(str(cache), framework="pt") as handle:
         assert handle.metadata()["cache_key"] == key
     assert analysis_digest(fresh.model) != analysis_digest(load_weights(start_weights)[0])
+    # The crop recipe is in the key: leaning crops differ by what they lean to; uniform ones do not.
+    files = split_holdout(photos, 0)[0]
+    recipes = [(1, "edges"), (1, "contours"), (4, "edges"), (4, "contours")]
+    keys = [cache_key(fresh.model, files, 64, (1.0, 1.0), 3, 5, n, lean) for n, lean in recipes]
+    assert keys[0] == keys[1] and len({keys[0], keys[2], keys[3]}) == 3
 
 
 def test_a_named_cache_of_other_weights_is_refused_and_kept(photos: Path, start_weights: Path, tmp_path: Path) -> None:

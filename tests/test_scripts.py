@@ -163,6 +163,8 @@ def test_per_image_bd_rate_finds_the_image_a_codec_loses_on(tmp_path) -> None:
     assert rows["flat.png"]["dB vs anchor, lowest rate"] == "-3.00" and rows["flat.png"]["dB, highest rate"] == "+nan"
     # One column of 16x16 blocks holds the edge: it is the only one not flat.
     assert rows["flat.png"]["flat blocks"] == "75%" and rows["flat.png"]["edge blocks"] == "25%"
+    # Its edge is one straight contour: the two columns of pixels beside it, 2 of 64.
+    assert rows["flat.png"]["contour pixels"] == "3.1%"
     assert "better than the anchor on 0" in result.stdout
     traits = _load("per_image_bd").block_traits(folder / "busy.png")
     assert traits[0] < 0.5

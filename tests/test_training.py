@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from dcae.cli import main
 from dcae.training import ConfigError, DataError, RandomCropDataset, ResumableSampler, Trainer, load_train_config
-from dcae.training.data import sharp_steps
+from dcae.training.data import contour_pixels, sharp_steps
 from dcae.training.trainer import learning_rate_factor
 
 
@@ -170,6 +170,45 @@ def test_crop_candidates_lean_towards_sharp_edges(tmp_path: Path) -> None:
     assert torch.equal(leaning[(0, 3)], leaning[(0, 3)])  # still a function of the seed
     with pytest.raises(DataError, match="crop candidates"):
         RandomCropDataset(tmp_path, patch=64, candidates=0)
+
+
+def test_contour_pixels_tell_contours_from_texture() -> None:
+    rng = np.random.default_rng(5)
+    # A straight step between two flat halves: every pixel beside it is on a contour.
+    halves = np.full((64, 64, 3), 40, dtype=np.uint8)
+    halves[:, 32:] = 220
+    mask = contour_pixels(halves)
+    assert mask[:, 31:33].all() and mask.sum() == 2 * 64
+    # High-contrast noise: sharp steps everywhere, but no orientation: texture, not contour.
+    noise = np.repeat(rng.choice([30, 230], size=(64, 64, 1)).astype(np.uint8), 3, axis=2)
+    assert sharp_steps(noise) > 1000 and contour_pixels(noise).mean() < 0.02
+    # A soft ramp has orientation but no sharp step.
+    ramp = np.repeat(np.repeat(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], 64, 0), 3, 2)
+    assert not contour_pixels(ramp).any()
+
+
+def test_crop_lean_contours_prefers_a_contour_to_texture(tmp_path: Path) -> None:
+    # Texture in the top left quarter, one long step in the bottom right: edge counting picks the
+    # texture, contour counting the step.
+    rng = np.random.default_rng(6)
+    pixels = np.full((256, 256, 3), 120, dtype=np.uint8)
+    pixels[:96, :96] = rng.choice([20, 230], size=(96, 96, 1)).astype(np.uint8)
+    pixels[160:, 208:] = 250
+    Image.fromarray(pixels).save(tmp_path / "mixed.png")
+    edges = RandomCropDataset(tmp_path, patch=64, candidates=8)
+    contours = RandomCropDataset(tmp_path, patch=64, candidates=8, lean="contours")
+
+    def on_contours(crop: torch.Tensor) -> int:
+        return int(contour_pixels(crop.permute(1, 2, 0).mul(255).round().byte().numpy()).sum())
+
+    seeds = range(40)
+    # Both draw the same candidates from a seed: the contour lean's pick holds at least as many
+    # contour pixels, and more of them over the seeds.
+    assert all(on_contours(contours[(0, s)]) >= on_contours(edges[(0, s)]) for s in seeds)
+    totals = [sum(on_contours(dataset[(0, s)]) for s in seeds) for dataset in (edges, contours)]
+    assert totals[1] > totals[0]
+    with pytest.raises(DataError, match="crop lean"):
+        RandomCropDataset(tmp_path, patch=64, candidates=2, lean="corners")
 
 
 def test_clear_errors(tmp_path: Path, image_folder: Path, capsys) -> None:

@@ -91,7 +91,13 @@ class TrainConfig:
         "pair", [1.0, 1.0], "LOW HIGH: photos are scaled by a factor in this range", above=0, high=1
     )
     crop_candidates: int = _field(
-        "int", 1, "crop positions drawn per crop; the one with the most sharp edges is kept (1: uniform)", low=1
+        "int", 1, "crop positions drawn per crop; the one --crop-lean scores highest is kept (1: uniform)", low=1
+    )
+    crop_lean: str = _field(
+        "str",
+        "edges",
+        "what a crop candidate is scored by: its sharp steps, texture included, or its pixels on contours",
+        choices=("edges", "contours"),
     )
     workers: int = _field("int", 2, "data-loading worker processes", low=0)
     steps: int = _field("int", 100_000, "training steps in all", low=1)

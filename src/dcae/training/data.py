@@ -52,10 +52,53 @@ SHARP_STEP = 48
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
+# A sharp step lies on a contour (a hull, a window frame) rather than in texture (fur, gravel) when
+# the luma gradients around it share one orientation: the structure tensor's coherence over a
+# CONTOUR_WINDOW-pixel square is at least CONTOUR_COHERENCE (1: one direction, 0: none).
+CONTOUR_WINDOW = 15
+CONTOUR_COHERENCE = 0.8
+# How RandomCropDataset scores crop candidates.
+CROP_LEANS = ("edges", "contours")
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32) @ np.array(LUMA_WEIGHTS, dtype=np.float32)
+
+
 def sharp_steps(rgb: np.ndarray) -> int:
     """How many neighbouring-pixel luma steps of an (H, W, 3) uint8 crop exceed :data:`SHARP_STEP`."""
-    luma = rgb.astype(np.float32) @ np.array(LUMA_WEIGHTS, dtype=np.float32)
+    luma = _luma(rgb)
     return int((np.abs(np.diff(luma, axis=0)) > SHARP_STEP).sum() + (np.abs(np.diff(luma, axis=1)) > SHARP_STEP).sum())
+
+
+def _window_sums(values: np.ndarray, size: int) -> np.ndarray:
+    """Sum over the ``size x size`` square centred on every pixel (mirrored at the borders)."""
+    half = size // 2
+    padded = np.pad(values.astype(np.float64), half, mode="symmetric")
+    total = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))
+    total[1:, 1:] = padded.cumsum(0).cumsum(1)
+    return total[size:, size:] - total[:-size, size:] - total[size:, :-size] + total[:-size, :-size]
+
+
+def contour_pixels(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) mask of the pixels of an (H, W, 3) uint8 image that sit on a sharp luma step
+    (either side of a step above :data:`SHARP_STEP`) and on a contour: the gradients in the
+    :data:`CONTOUR_WINDOW` square around them share one orientation (coherence of at least
+    :data:`CONTOUR_COHERENCE`). Long straight or smooth contours count; fine texture does not."""
+    luma = _luma(rgb)
+    grad_y, grad_x = np.gradient(luma)
+    xx, yy, xy = (_window_sums(g, CONTOUR_WINDOW) for g in (grad_x * grad_x, grad_y * grad_y, grad_x * grad_y))
+    energy = xx + yy
+    spread = np.sqrt((xx - yy) ** 2 + 4 * xy**2)
+    coherent = spread >= CONTOUR_COHERENCE * np.maximum(energy, 1e-9)
+    sharp = np.zeros(luma.shape, dtype=bool)
+    across = np.abs(np.diff(luma, axis=1)) > SHARP_STEP
+    down = np.abs(np.diff(luma, axis=0)) > SHARP_STEP
+    sharp[:, :-1] |= across
+    sharp[:, 1:] |= across
+    sharp[:-1] |= down
+    sharp[1:] |= down
+    return sharp & coherent
 
 
 class RandomCropDataset(Dataset):
@@ -72,9 +115,11 @@ class RandomCropDataset(Dataset):
         downscale: ``(low, high)`` range of a random resize factor applied before cropping
             (``(1, 1)`` disables it). Downscaling hides JPEG block artefacts of training photos.
         cache: keep decoded images in memory (fast; about 3 bytes per pixel of the data set).
-        candidates: crop positions drawn per crop; the one holding the most sharp edges
-            (:func:`sharp_steps`) is kept. 1 gives uniform crops; more lean the crops towards
-            edges, where a model trained on uniform crops loses most (docs/training-log.md).
+        candidates: crop positions drawn per crop; the one scoring highest by ``lean`` is kept.
+            1 gives uniform crops; more lean the crops towards edges, where a model trained on
+            uniform crops loses most (docs/training-log.md).
+        lean: what a candidate is scored by: ``"edges"``, its sharp steps (:func:`sharp_steps`,
+            texture included), or ``"contours"``, its pixels on contours (:func:`contour_pixels`).
     """
 
     def __init__(
@@ -84,6 +129,7 @@ class RandomCropDataset(Dataset):
         downscale: tuple[float, float] = (1.0, 1.0),
         cache: bool = True,
         candidates: int = 1,
+        lean: str = "edges",
     ) -> None:
         if patch < 16:
             raise DataError(f"patch size must be at least 16, got {patch}")
@@ -96,6 +142,9 @@ class RandomCropDataset(Dataset):
         if candidates < 1:
             raise DataError(f"crop candidates must be at least 1, got {candidates}")
         self.candidates = candidates
+        if lean not in CROP_LEANS:
+            raise DataError(f"crop lean must be one of {', '.join(CROP_LEANS)}, got {lean!r}")
+        self.lean = lean
         self.paths: list[Path] = []
         self._images: list[np.ndarray] = []
         files = find_images(source) if isinstance(source, (str, Path)) else list(source)
@@ -140,10 +189,10 @@ class RandomCropDataset(Dataset):
             for _ in range(self.candidates)
         ]
         top, left = positions[0]
-        if self.candidates > 1:  # the first of the edgiest
-            top, left = max(
-                positions, key=lambda at: sharp_steps(array[at[0] : at[0] + self.patch, at[1] : at[1] + self.patch])
-            )
+        if self.candidates > 1:  # the first of the best scored
+            score = sharp_steps if self.lean == "edges" else lambda rgb: int(contour_pixels(rgb).sum())
+            side = self.patch
+            top, left = max(positions, key=lambda at: score(array[at[0] : at[0] + side, at[1] : at[1] + side]))
         crop = torch.from_numpy(array[top : top + self.patch, left : left + self.patch].copy())
         crop = crop.permute(2, 0, 1).float().div_(255.0)
         flips = torch.rand(2, generator=rng)

@@ -51,6 +51,7 @@ def cache_key(
     crops_per_image: int,
     seed: int,
     crop_candidates: int = 1,
+    crop_lean: str = "edges",
 ) -> str:
     """What a cache's contents depend on, as one fingerprint: the analysis weights, the photos
     (their paths, in order) and the crop recipe."""
@@ -64,6 +65,8 @@ def cache_key(
     }
     if crop_candidates > 1:  # uniform crops keep the keys they had before edge-leaning crops existed
         recipe["crop_candidates"] = crop_candidates
+        if crop_lean != "edges":  # likewise for the first lean
+            recipe["crop_lean"] = crop_lean
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:32]
 
 

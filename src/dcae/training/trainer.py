@@ -124,7 +124,11 @@ class Trainer:
         photos = None
         if cached is None:
             photos = RandomCropDataset(
-                train_files, config.patch, tuple(config.downscale), candidates=config.crop_candidates
+                train_files,
+                config.patch,
+                tuple(config.downscale),
+                candidates=config.crop_candidates,
+                lean=config.crop_lean,
             )
         val_source = config.val_data or held_back
         self.val_images = load_validation_images(val_source, config.val_images) if val_source else []
@@ -200,7 +204,14 @@ class Trainer:
         named = bool(cfg.latent_cache)
         path = Path(cfg.latent_cache) if named else self.out / "latent-cache.safetensors"
         key = cache_key(
-            self.model, photos, cfg.patch, tuple(cfg.downscale), cfg.cache_crops, cfg.seed, cfg.crop_candidates
+            self.model,
+            photos,
+            cfg.patch,
+            tuple(cfg.downscale),
+            cfg.cache_crops,
+            cfg.seed,
+            cfg.crop_candidates,
+            cfg.crop_lean,
         )
         found = read_cache_key(path)
         if found == key:
