@@ -22,6 +22,8 @@ REFERENCE_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.05)
 # How a field is written on the command line and checked: a whole number, a number, a text, a
 # switch, or a list of them ("pair": exactly two numbers).
 KINDS = ("int", "float", "str", "bool", "floats", "ints", "pair", "model")
+# What RandomCropDataset can score crop candidates by (data.py): sharp steps, or pixels on contours.
+CROP_LEANS = ("edges", "contours")
 
 
 def _field(
@@ -97,7 +99,7 @@ class TrainConfig:
         "str",
         "edges",
         "what a crop candidate is scored by: its sharp steps, texture included, or its pixels on contours",
-        choices=("edges", "contours"),
+        choices=CROP_LEANS,
     )
     workers: int = _field("int", 2, "data-loading worker processes", low=0)
     steps: int = _field("int", 100_000, "training steps in all", low=1)

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset, Sampler
 from ..errors import DataError, ImageError
 from ..files import find_images
 from ..imageio import load_image
+from .config import CROP_LEANS
 
 
 def split_holdout(root: "str | Path", count: int) -> tuple[list[Path], list[Path]]:
@@ -57,8 +58,6 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 # CONTOUR_WINDOW-pixel square is at least CONTOUR_COHERENCE (1: one direction, 0: none).
 CONTOUR_WINDOW = 15
 CONTOUR_COHERENCE = 0.8
-# How RandomCropDataset scores crop candidates.
-CROP_LEANS = ("edges", "contours")
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
