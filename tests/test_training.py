@@ -96,11 +96,16 @@ def test_resume_keeps_the_runs_origin_and_every_command(image_folder: Path, tmp_
     origin = str(tmp_path / "base" / "latest.safetensors")
     run = tmp_path / "continued"
     Trainer(_config(image_folder, run, steps=2, init_from=origin), command="dcae train --init-from x").run()
-    Trainer(_config(image_folder, run, steps=4), resume=True, command="dcae train --resume").run()
+    Trainer(_config(image_folder, run, steps=3), resume=True, command="dcae train --resume").run()
+    # A config that has since moved on to newer weights resumes the run without rewriting its origin.
+    newer = tmp_path / "newer.safetensors"
+    newer.write_bytes(Path(origin).read_bytes())
+    moved_on = _config(image_folder, run, steps=4, init_from=str(newer))
+    Trainer(moved_on, resume=True, command="dcae train c --resume").run()
     meta = json.loads((run / "latest.json").read_text())
     assert meta["step"] == 4 and meta["train_config"]["init_from"] == origin
-    assert meta["commands"] == ["dcae train --init-from x", "dcae train --resume"]
-    assert meta["command"] == "dcae train --resume"
+    assert meta["commands"] == ["dcae train --init-from x", "dcae train --resume", "dcae train c --resume"]
+    assert meta["command"] == "dcae train c --resume"
     assert json.loads((run / "train_config.json").read_text())["init_from"] == origin
 
 

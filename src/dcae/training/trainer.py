@@ -108,8 +108,9 @@ class Trainer:
                     "as it was, or start a new run from its weights (--init-from)"
                 )
             self.model, resumed_step, self.earlier_commands = point.model.train(), point.step, point.commands
-            # The run's origin stays on record: a resume command names no --init-from.
-            if not self.cfg.init_from and point.init_from:
+            # The run's origin stays on record: a resume loads the checkpoint, so an --init-from
+            # (or a config that now names a newer release) does not change where the run began.
+            if point.init_from:
                 self.cfg = dataclasses.replace(self.cfg, init_from=point.init_from)
         else:
             self.model = self._fresh_model()
