@@ -46,7 +46,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         choices = {"choices": meta["choices"]} if meta["choices"] else {}
         p.add_argument(f"--{item.name.replace('_', '-')}", help=meta["help"], **shapes[meta["kind"]], **choices)
     start = p.add_mutually_exclusive_group()
-    start.add_argument("--resume", action="store_true", help="continue the run in OUT exactly")
+    start.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from its checkpoint (weights, optimiser, step, origin; init_from is not read)",
+    )
     start.add_argument("--force", action="store_true", help="start afresh in OUT, replacing the run there")
     p.set_defaults(handler=_run_train)
 
